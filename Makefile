@@ -1,0 +1,83 @@
+# Developer entry points: build, test, check (sanitizers + valgrind), demo.
+# `luarocks make --deps-mode=none` builds the same module through rockspec/*.rockspec.
+
+LUA         ?= lua5.4
+LUA_INCDIR  ?= /usr/include/$(LUA)
+BUSTED      ?= $(LUA) /usr/bin/busted
+CC          ?= cc
+OPT         ?= -O2 -g
+WARN        := -Wall -Wextra -Werror -Wno-unused-parameter
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(OPT) $(SAN)
+MOD_CFLAGS  := $(BASE_CFLAGS) -I$(LUA_INCDIR) -Icsrc -fvisibility=hidden
+LIBS        := -losip2 -losipparser2 -luv
+
+BUILD       ?= build
+CORE_SRC    := csrc/core.c csrc/message.c csrc/causes.c
+BIND_SRC    := csrc/lsipub.c csrc/driver_uv.c csrc/lcompositor.c csrc/compositor.c
+CORE_OBJ    := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
+BIND_OBJ    := $(BIND_SRC:csrc/%.c=$(BUILD)/obj/%.o)
+HEADERS     := $(wildcard csrc/*.h)
+
+DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev lua-busted libosip2-dev libuv1-dev \
+                kamailio kamailio-presence-modules kamailio-sqlite-modules sqlite3 sip-tester \
+                valgrind luarocks
+
+.PHONY: all deps test unit check asan valgrind demo clean rock
+
+all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor
+
+$(BUILD)/obj/%.o: csrc/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(MOD_CFLAGS) -c $< -o $@
+
+$(BUILD)/sip/core.so: $(CORE_OBJ) $(BIND_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(SAN) -o $@ $^ $(LIBS)
+
+$(BUILD)/sip-compositor: csrc/compositor_main.c $(BUILD)/obj/compositor.o $(BUILD)/obj/causes.o $(HEADERS)
+	$(CC) $(BASE_CFLAGS) -Icsrc -o $@ csrc/compositor_main.c $(BUILD)/obj/compositor.o $(BUILD)/obj/causes.o $(LIBS)
+
+# Installs the Debian packages the build and the suite need, when some are missing.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "deps: missing packages; run as root:"; echo "  apt-get install -y$$missing"; exit 1; fi
+
+# The whole suite: unit specs (virtual clock), the test compositor over loopback UDP,
+# and Kamailio started by the specs themselves on a loopback port.
+test: deps all
+	$(BUSTED) --run=ci
+
+unit: all
+	$(BUSTED) --exclude-tags=integration
+
+# Memory safety: the suite under ASan+UBSan, then under valgrind.
+check: deps asan valgrind
+
+asan:
+	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  SIP_BUILD=build/asan $(BUSTED) --run=ci
+
+valgrind: all
+	SIP_VALGRIND=1 valgrind -q --error-exitcode=42 --leak-check=full --errors-for-leak-kinds=definite \
+	  --suppressions=$(CURDIR)/.ci/valgrind.supp --trace-children=no \
+	  $(BUSTED) --run=ci --exclude-tags=slow
+
+demo: deps all
+	$(LUA) examples/demo.lua
+
+rock:
+	luarocks --lua-version=5.4 --tree=./rocktree make --deps-mode=none rockspec/lua-sip-publish-scm-1.rockspec
+
+clean:
+	rm -rf build rocktree sip csrc/*.o

@@ -1,0 +1,54 @@
+/* causes.c — the standard reason phrase of each SIP status code, used as the `cause` of
+ * events (the wire phrase may differ), plus the causes that are not status codes. */
+#include "sipub.h"
+
+const char *const SIPUB_CAUSE_REQUEST_TIMEOUT = "Request Timeout";
+const char *const SIPUB_CAUSE_CONNECTION_ERROR = "Connection Error";
+const char *const SIPUB_CAUSE_PROTOCOL_ERROR = "Protocol Error";
+
+static const struct { int code; const char *phrase; } phrases[] = {
+  {100, "Trying"}, {180, "Ringing"}, {181, "Call Is Being Forwarded"}, {182, "Queued"},
+  {183, "Session Progress"}, {199, "Early Dialog Terminated"},
+  {200, "OK"}, {202, "Accepted"}, {204, "No Notification"},
+  {300, "Multiple Choices"}, {301, "Moved Permanently"}, {302, "Moved Temporarily"},
+  {305, "Use Proxy"}, {380, "Alternative Service"},
+  {400, "Bad Request"}, {401, "Unauthorized"}, {402, "Payment Required"}, {403, "Forbidden"},
+  {404, "Not Found"}, {405, "Method Not Allowed"}, {406, "Not Acceptable"},
+  {407, "Proxy Authentication Required"}, {408, "Request Timeout"}, {410, "Gone"},
+  {412, "Conditional Request Failed"}, {413, "Request Entity Too Large"},
+  {414, "Request-URI Too Long"}, {415, "Unsupported Media Type"},
+  {416, "Unsupported URI Scheme"}, {417, "Unknown Resource-Priority"}, {420, "Bad Extension"},
+  {421, "Extension Required"}, {422, "Session Interval Too Small"}, {423, "Interval Too Brief"},
+  {428, "Use Identity Header"}, {429, "Provide Referrer Identity"}, {430, "Flow Failed"},
+  {433, "Anonymity Disallowed"}, {436, "Bad Identity-Info"}, {437, "Unsupported Certificate"},
+  {438, "Invalid Identity Header"}, {439, "First Hop Lacks Outbound Support"},
+  {440, "Max-Breadth Exceeded"}, {469, "Bad Info Package"}, {470, "Consent Needed"},
+  {478, "Unresolvable Destination"}, {480, "Temporarily Unavailable"},
+  {481, "Call/Transaction Does Not Exist"}, {482, "Loop Detected"}, {483, "Too Many Hops"},
+  {484, "Address Incomplete"}, {485, "Ambiguous"}, {486, "Busy Here"},
+  {487, "Request Terminated"}, {488, "Not Acceptable Here"}, {489, "Bad Event"},
+  {491, "Request Pending"}, {493, "Undecipherable"}, {494, "Security Agreement Required"},
+  {500, "Internal Server Error"}, {501, "Not Implemented"}, {502, "Bad Gateway"},
+  {503, "Service Unavailable"}, {504, "Server Time-out"}, {505, "Version Not Supported"},
+  {513, "Message Too Large"}, {580, "Precondition Failure"},
+  {600, "Busy Everywhere"}, {603, "Decline"}, {604, "Does Not Exist Anywhere"},
+  {606, "Not Acceptable"},
+};
+
+const char *sipub_reason_phrase(int code)
+{
+  size_t lo = 0, hi = sizeof phrases / sizeof phrases[0];
+  while (lo < hi) { /* the table is sorted by code */
+    size_t mid = (lo + hi) / 2;
+    if (phrases[mid].code == code) return phrases[mid].phrase;
+    if (phrases[mid].code < code) lo = mid + 1; else hi = mid;
+  }
+  return "";
+}
+
+int sipub_reason_phrase_at(size_t i, const char **phrase)
+{
+  if (i >= sizeof phrases / sizeof phrases[0]) return 0;
+  if (phrase) *phrase = phrases[i].phrase;
+  return phrases[i].code;
+}

@@ -1,0 +1,221 @@
+/* message.c — PUBLISH requests built with libosip2, responses read with libosip2 after a
+ * framing check (Content-Length against the datagram) that libosip2 does not make. */
+#include "message.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <osipparser2/osip_parser.h>
+
+int msg_header_safe(const char *s, size_t len)
+{
+  for (size_t i = 0; i < len; i++)
+    if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') return 0;
+  return 1;
+}
+
+long msg_parse_seconds(const char *s)
+{
+  if (!s) return -1;
+  while (*s == ' ' || *s == '\t') s++;
+  if (!isdigit((unsigned char)*s)) return -1;
+  long v = 0;
+  for (; isdigit((unsigned char)*s); s++) {
+    v = v * 10 + (*s - '0');
+    if (v > 0x7fffffffL) return -1;
+  }
+  while (*s == ' ' || *s == '\t') s++;
+  return *s ? -1 : v;
+}
+
+static int set_uri(osip_message_t *m, const char *ruri)
+{
+  osip_uri_t *u = NULL;
+  if (osip_uri_init(&u) != 0) return -1;
+  if (osip_uri_parse(u, ruri) != 0) { osip_uri_free(u); return -1; }
+  osip_message_set_uri(m, u);
+  return 0;
+}
+
+int msg_build_request(const msg_request *r, char **out, size_t *len)
+{
+  osip_message_t *m = NULL;
+  char buf[512];
+  int rc = -1;
+
+  if (osip_message_init(&m) != 0) return -1;
+  osip_message_set_method(m, osip_strdup("PUBLISH"));
+  osip_message_set_version(m, osip_strdup("SIP/2.0"));
+  if (set_uri(m, r->ruri) != 0) goto done;
+
+  snprintf(buf, sizeof buf, "SIP/2.0/%s %s:%d;branch=" MSG_BRANCH_PREFIX "%016llx;rport",
+           r->reliable ? "TCP" : "UDP", r->via_host, r->via_port, (unsigned long long)r->branch);
+  if (osip_message_set_via(m, buf) != 0) goto done;
+  osip_message_set_max_forwards(m, "70");
+  snprintf(buf, sizeof buf, "<%s>;tag=%s", r->from_uri, r->from_tag);
+  if (osip_message_set_from(m, buf) != 0) goto done;
+  snprintf(buf, sizeof buf, "<%s>", r->to_uri);
+  if (osip_message_set_to(m, buf) != 0) goto done;
+  if (osip_message_set_call_id(m, r->call_id) != 0) goto done;
+  snprintf(buf, sizeof buf, "%u PUBLISH", (unsigned)r->cseq);
+  osip_message_set_cseq(m, buf);
+
+  /* Extra headers first, then the RFC 3903 ones, each exactly once. */
+  for (size_t i = 0; i < r->n_extra; i++)
+    osip_message_set_header(m, r->extra_names[i], r->extra_values[i]);
+  osip_message_set_header(m, "Event", r->event);
+  snprintf(buf, sizeof buf, "%d", r->expires);
+  osip_message_set_header(m, "Expires", buf);
+  if (r->etag) osip_message_set_header(m, "SIP-If-Match", r->etag);
+  if (r->user_agent) osip_message_set_user_agent(m, r->user_agent);
+  if (r->body) {
+    osip_message_set_content_type(m, r->content_type);
+    if (osip_message_set_body(m, r->body, r->body_len) != 0) goto done;
+  }
+
+  char *s = NULL;
+  size_t n = 0;
+  if (osip_message_to_str(m, &s, &n) != 0) goto done;
+  /* libosip2 allocates with its own allocator; hand back malloc'd memory. */
+  *out = malloc(n + 1);
+  if (*out) { memcpy(*out, s, n); (*out)[n] = '\0'; *len = n; rc = 0; }
+  osip_free(s);
+done:
+  osip_message_free(m);
+  return rc;
+}
+
+/* Finds the end of the header section; returns the offset of the body, or 0. */
+static size_t header_end(const char *d, size_t len)
+{
+  for (size_t i = 0; i + 3 < len; i++)
+    if (d[i] == '\r' && d[i + 1] == '\n' && d[i + 2] == '\r' && d[i + 3] == '\n') return i + 4;
+  return 0;
+}
+
+/* The Content-Length value (long or compact form) in the header section, or -1 when absent,
+ * -2 when malformed. */
+static long find_content_length(const char *d, size_t hdr_len)
+{
+  size_t i = 0;
+  while (i < hdr_len) {
+    const char *line = d + i;
+    const char *eol = memchr(line, '\n', hdr_len - i);
+    size_t n = eol ? (size_t)(eol - line) : hdr_len - i;
+    size_t name_len = 0;
+    if (n > 15 && strncasecmp(line, "Content-Length", 14) == 0) name_len = 14;
+    else if (n > 1 && (line[0] == 'l' || line[0] == 'L') && (line[1] == ':' || line[1] == ' ' || line[1] == '\t')) name_len = 1;
+    if (name_len) {
+      size_t j = name_len;
+      while (j < n && (line[j] == ' ' || line[j] == '\t')) j++;
+      if (j < n && line[j] == ':') {
+        char num[24];
+        size_t k = 0;
+        j++;
+        while (j < n && k + 1 < sizeof num && line[j] != '\r') num[k++] = line[j++];
+        num[k] = '\0';
+        long v = msg_parse_seconds(num);
+        return v < 0 ? -2 : v;
+      }
+    }
+    i += n + 1;
+  }
+  return -1;
+}
+
+static char *dup_str(const char *s)
+{
+  return s ? strdup(s) : NULL;
+}
+
+static uint64_t parse_branch(const char *b, int *ours)
+{
+  size_t plen = sizeof MSG_BRANCH_PREFIX - 1;
+  uint64_t v = 0;
+  *ours = 0;
+  if (!b || strncmp(b, MSG_BRANCH_PREFIX, plen) != 0 || strlen(b) != plen + 16) return 0;
+  for (const char *p = b + plen; *p; p++) {
+    int c = (unsigned char)*p, x;
+    if (c >= '0' && c <= '9') x = c - '0';
+    else if (c >= 'a' && c <= 'f') x = c - 'a' + 10;
+    else return 0;
+    v = (v << 4) | (uint64_t)x;
+  }
+  *ours = 1;
+  return v;
+}
+
+int msg_parse_response(const char *data, size_t len, msg_response *out)
+{
+  memset(out, 0, sizeof *out);
+  out->expires = out->min_expires = -1;
+  if (len < 12 || memcmp(data, "SIP/2.0 ", 8) != 0) return -1;
+
+  size_t body_off = header_end(data, len);
+  if (!body_off) return -1;
+  long cl = find_content_length(data, body_off);
+  if (cl == -2) return -1;
+  size_t avail = len - body_off;
+  if (cl >= 0) {
+    if ((size_t)cl > avail) return -1; /* truncated datagram */
+    avail = (size_t)cl;                /* bytes past Content-Length are not the message */
+  }
+  out->len = body_off + avail;
+  out->body_off = body_off;
+  out->body_len = avail;
+
+  osip_message_t *m = NULL;
+  int rc = -1;
+  if (osip_message_init(&m) != 0) return -1;
+  if (osip_message_parse(m, data, out->len) != 0) goto done;
+  if (!MSG_IS_RESPONSE(m) || m->status_code < 100 || m->status_code > 699) goto done;
+  if (!m->from || !m->to || !m->call_id || !m->cseq || !m->cseq->method || !m->cseq->number)
+    goto done;
+  if (osip_list_size(&m->vias) != 1) goto done;
+
+  osip_via_t *via = osip_list_get(&m->vias, 0);
+  osip_generic_param_t *br = NULL;
+  osip_via_param_get_byname(via, "branch", &br);
+  out->branch = parse_branch(br ? br->gvalue : NULL, &out->branch_ours);
+
+  out->status = m->status_code;
+  out->reason = dup_str(m->reason_phrase ? m->reason_phrase : "");
+  out->cseq_publish = strcmp(m->cseq->method, "PUBLISH") == 0;
+  long cseq = msg_parse_seconds(m->cseq->number);
+  if (cseq < 0) goto done;
+  out->cseq = (uint32_t)cseq;
+  if (m->call_id->host) {
+    size_t n = strlen(m->call_id->number) + strlen(m->call_id->host) + 2;
+    out->call_id = malloc(n);
+    if (out->call_id) snprintf(out->call_id, n, "%s@%s", m->call_id->number, m->call_id->host);
+  } else {
+    out->call_id = dup_str(m->call_id->number);
+  }
+
+  osip_header_t *h = NULL;
+  if (osip_message_header_get_byname(m, "sip-etag", 0, &h) >= 0 && h && h->hvalue && *h->hvalue)
+    out->etag = dup_str(h->hvalue);
+  h = NULL;
+  if (osip_message_header_get_byname(m, "expires", 0, &h) >= 0 && h)
+    out->expires = msg_parse_seconds(h->hvalue);
+  h = NULL;
+  if (osip_message_header_get_byname(m, "min-expires", 0, &h) >= 0 && h)
+    out->min_expires = msg_parse_seconds(h->hvalue);
+  if (!out->reason || !out->call_id) goto done;
+  rc = 0;
+done:
+  osip_message_free(m);
+  if (rc != 0) msg_response_clear(out);
+  return rc;
+}
+
+void msg_response_clear(msg_response *r)
+{
+  free(r->reason);
+  free(r->call_id);
+  free(r->etag);
+  r->reason = r->call_id = r->etag = NULL;
+}

@@ -1,0 +1,63 @@
+/* message.h — building PUBLISH requests and reading responses with libosip2: the only
+ * place of the core that knows the SIP syntax. Internal to the core. */
+#ifndef SIPUB_MESSAGE_H
+#define SIPUB_MESSAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MSG_BRANCH_PREFIX "z9hG4bK"
+
+typedef struct msg_request {
+  const char *ruri;
+  const char *via_host;
+  int via_port;
+  int reliable;
+  uint64_t branch;
+  const char *from_uri;
+  const char *from_tag;
+  const char *to_uri;
+  const char *call_id;
+  uint32_t cseq;
+  const char *event;
+  int expires;
+  const char *etag;          /* NULL: no SIP-If-Match */
+  const char *content_type;  /* used only with a body */
+  const char *body;          /* NULL: no body */
+  size_t body_len;
+  char *const *extra_names;  /* n_extra names and values */
+  char *const *extra_values;
+  size_t n_extra;
+  const char *user_agent;    /* NULL: none */
+} msg_request;
+
+/* Builds the request text; *out is released with free(). Returns 0, or -1. */
+int msg_build_request(const msg_request *r, char **out, size_t *len);
+
+typedef struct msg_response {
+  int status;
+  char *reason;
+  uint64_t branch;       /* the 64-bit id of a branch this core generated */
+  int branch_ours;       /* 1 when the top Via branch has our shape */
+  uint32_t cseq;
+  int cseq_publish;      /* 1 when the CSeq method is PUBLISH */
+  char *call_id;
+  char *etag;            /* SIP-ETag or NULL */
+  long expires;          /* Expires: -1 absent or invalid */
+  long min_expires;      /* Min-Expires: -1 absent or invalid */
+  size_t len;            /* bytes of the message after Content-Length trimming */
+  size_t body_off, body_len;
+} msg_response;
+
+/* Reads a response. Returns 0, or -1 when it must be dropped (not a response, does not
+ * parse, several Via values, a mandatory header missing, Content-Length beyond the data). */
+int msg_parse_response(const char *data, size_t len, msg_response *out);
+void msg_response_clear(msg_response *r);
+
+/* Parses a decimal delta-seconds value (surrounding whitespace allowed); -1 if invalid. */
+long msg_parse_seconds(const char *s);
+
+/* 1 when s (len bytes) holds no CR, LF or NUL. */
+int msg_header_safe(const char *s, size_t len);
+
+#endif

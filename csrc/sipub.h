@@ -1,0 +1,157 @@
+/* sipub.h — public C API of the protocol core: RFC 3903 publications carried by RFC 3261
+ * non-INVITE client transactions. Sans I/O: bytes and time in, bytes and deadlines out. */
+#ifndef SIPUB_H
+#define SIPUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SIPUB_VERSION "0.1.0"
+
+typedef struct sipub_ua sipub_ua;
+typedef struct sipub_pub sipub_pub;
+
+/* Return codes of the calls below. */
+enum {
+  SIPUB_OK = 0,
+  SIPUB_EINVAL = -1,   /* an argument is malformed (CR/LF in a header value, bad URI...) */
+  SIPUB_ENOSTATE = -2, /* a refresh was asked for but nothing is published or pending */
+  SIPUB_ECLOSED = -3,  /* the publication or its UA is closed */
+  SIPUB_ENOMEM = -4
+};
+
+/* Where a datagram goes: the next hop's host (name or literal) and port. */
+typedef struct sipub_dest {
+  const char *host;
+  int port;
+} sipub_dest;
+
+/* The transport seam. send() returns 0 when the datagram was handed to the network, or a
+ * negative value when it could not be (the transaction then fails with "Connection Error").
+ * A failure found later (name resolution, an asynchronous send error) is reported back
+ * with sipub_ua_dest_failed(). */
+typedef struct sipub_io {
+  void *ud;
+  int (*send)(void *ud, const sipub_dest *dest, const char *data, size_t len);
+} sipub_io;
+
+typedef struct sipub_config {
+  const char *aor;        /* the UA's address of record (From) */
+  const char *proxy_host; /* outbound proxy, or NULL: the target URI's host */
+  int proxy_port;         /* 0: 5060 */
+  const char *via_host;   /* sent-by written in Via */
+  int via_port;
+  const char *user_agent; /* NULL: no User-Agent header */
+  int reliable;           /* 1 for a reliable transport: no Timer E, Timer K = 0 */
+  uint64_t seed;          /* seeds branch, tag and Call-ID generation */
+  unsigned t1_ms, t2_ms, t4_ms; /* 0: RFC 3261 defaults 500, 4000, 5000 */
+} sipub_config;
+
+typedef enum sipub_event_kind {
+  SIPUB_EV_PROGRESS = 0,
+  SIPUB_EV_PUBLISHED,
+  SIPUB_EV_FAILED,
+  SIPUB_EV_UNPUBLISHED
+} sipub_event_kind;
+
+/* A received response as the events carry it. */
+typedef struct sipub_response {
+  int status;
+  const char *reason;     /* the reason phrase on the wire */
+  const char *data;       /* the whole message, as received (after Content-Length trimming) */
+  size_t len;
+  const char *body;       /* points into data */
+  size_t body_len;
+} sipub_response;
+
+typedef struct sipub_event {
+  sipub_event_kind kind;
+  sipub_pub *pub;
+  void *user;                     /* sipub_pub_set_user() value of pub */
+  const sipub_response *response; /* NULL for a timeout or a transport error */
+  int status;                     /* response status, or 0 */
+  const char *cause;              /* standard phrase, "Request Timeout", ... */
+} sipub_event;
+
+/* Causes that are not a reason phrase. */
+extern const char *const SIPUB_CAUSE_REQUEST_TIMEOUT;  /* "Request Timeout" */
+extern const char *const SIPUB_CAUSE_CONNECTION_ERROR; /* "Connection Error" */
+extern const char *const SIPUB_CAUSE_PROTOCOL_ERROR;   /* "Protocol Error" */
+
+/* The standard reason phrase of a status code, "" when the code has none. */
+const char *sipub_reason_phrase(int code);
+/* Iterates the phrase table: returns the code at index i (and its phrase), or 0 past the end. */
+int sipub_reason_phrase_at(size_t i, const char **phrase);
+
+/* One-time libosip2 parser initialisation; safe to call repeatedly. */
+void sipub_global_init(void);
+
+/* ---- user agent --------------------------------------------------------------------- */
+
+sipub_ua *sipub_ua_new(const sipub_config *cfg, const sipub_io *io, uint64_t now_ms);
+/* Frees everything without sending anything. */
+void sipub_ua_free(sipub_ua *ua);
+
+/* The current time in ms (any monotonic origin). Call before user calls so that their
+ * timers start from the right instant; receive() and tick() take the time themselves. */
+void sipub_ua_set_time(sipub_ua *ua, uint64_t now_ms);
+uint64_t sipub_ua_now(const sipub_ua *ua);
+
+/* A datagram arrived from the network. Malformed or unmatched ones are dropped silently. */
+void sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const char *data, size_t len);
+/* Fires every timer due at now_ms, in deadline order. */
+void sipub_ua_tick(sipub_ua *ua, uint64_t now_ms);
+/* The earliest deadline (absolute ms), or UINT64_MAX when no timer is armed. */
+uint64_t sipub_ua_next_deadline(const sipub_ua *ua);
+/* Every transaction in flight to dest fails with "Connection Error". */
+void sipub_ua_dest_failed(sipub_ua *ua, const char *host, int port);
+
+/* Pops the next event; returns 0 when there is none. The event, and its response, stay
+ * valid until the next call. */
+int sipub_ua_poll(sipub_ua *ua, sipub_event *ev);
+
+/* Marks the UA closing: new publications are refused. Publications are closed by the
+ * caller (each with its own policy). */
+void sipub_ua_close(sipub_ua *ua);
+/* True while a transaction is in flight or a request is queued. */
+int sipub_ua_busy(const sipub_ua *ua);
+size_t sipub_ua_count(const sipub_ua *ua); /* live publications */
+
+/* ---- publications ------------------------------------------------------------------- */
+
+typedef struct sipub_pub_config {
+  const char *target;       /* Request-URI and To */
+  const char *event;        /* Event package */
+  const char *content_type; /* NULL: text/plain */
+  int expires;              /* > 0 */
+  const char *const *extra_headers; /* "Name: value" lines, NULL-terminated, may be NULL */
+  int unpublish_on_close;
+} sipub_pub_config;
+
+/* Creates a publication (nothing is sent). NULL with *err set on bad input. */
+sipub_pub *sipub_pub_new(sipub_ua *ua, const sipub_pub_config *cfg, int *err);
+
+void sipub_pub_set_user(sipub_pub *pub, void *user);
+void *sipub_pub_user(const sipub_pub *pub);
+
+/* body != NULL: initial or modify; body == NULL: refresh. */
+int sipub_pub_publish(sipub_pub *pub, const char *body, size_t len);
+int sipub_pub_unpublish(sipub_pub *pub);
+/* Unpublishes (unpublish_on_close) or forgets the entity-tag locally; idempotent. */
+int sipub_pub_close(sipub_pub *pub);
+/* The caller drops its reference; the core frees the publication once nothing is pending. */
+void sipub_pub_release(sipub_pub *pub);
+
+const char *sipub_pub_etag(const sipub_pub *pub); /* NULL when none */
+int sipub_pub_closed(const sipub_pub *pub);
+/* True while a request is in flight or queued, or the publication is published (refreshing). */
+int sipub_pub_active(const sipub_pub *pub);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
