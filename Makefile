@@ -8,12 +8,13 @@ CC          ?= cc
 OPT         ?= -O2 -g
 WARN        := -Wall -Wextra -Werror -Wno-unused-parameter
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(OPT) $(SAN)
-MOD_CFLAGS  := $(BASE_CFLAGS) -I$(LUA_INCDIR) -Icsrc -fvisibility=hidden
+MOD_CFLAGS  := $(BASE_CFLAGS) -I$(LUA_INCDIR) -Icsrc -fvisibility=hidden $(if $(COMP_SRC),,-DLSIPUB_NO_COMPOSITOR)
 LIBS        := -losip2 -losipparser2 -luv
 
 BUILD       ?= build
 CORE_SRC    := csrc/core.c csrc/message.c csrc/causes.c
-BIND_SRC    := csrc/lsipub.c csrc/driver_uv.c csrc/lcompositor.c csrc/compositor.c
+COMP_SRC    := $(wildcard csrc/lcompositor.c csrc/compositor.c)
+BIND_SRC    := csrc/lsipub.c csrc/driver_uv.c $(COMP_SRC)
 CORE_OBJ    := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 BIND_OBJ    := $(BIND_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 HEADERS     := $(wildcard csrc/*.h)
@@ -24,7 +25,7 @@ DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev lua-busted libosip2-dev
 
 .PHONY: all deps test unit check asan valgrind demo clean rock
 
-all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor
+all: $(BUILD)/sip/core.so $(if $(wildcard csrc/compositor_main.c),$(BUILD)/sip-compositor)
 
 $(BUILD)/obj/%.o: csrc/%.c $(HEADERS)
 	@mkdir -p $(dir $@)

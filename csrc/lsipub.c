@@ -1,0 +1,823 @@
+/* lsipub.c — the Lua binding (module sip.core): user agents and publications as userdata,
+ * the private event loop and timers, and the in-memory transport with a virtual clock. */
+#include "lsipub.h"
+#include "sipub.h"
+#include "sipub_uv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <osipparser2/osip_parser.h>
+
+#define UA_MT "sip.ua"
+#define PUB_MT "sip.pub"
+#define TIMER_MT "sip.timer"
+#define LOOP_MT "sip.loop"
+
+static char loop_key, dispatch_key, error_key, mainthread_key;
+
+static const char *const event_names[] = { "progress", "published", "failed", "unpublished" };
+
+/* ---- errors raised by callbacks -------------------------------------------------------- */
+
+static void report_error(lua_State *L)
+{
+  const char *msg = lua_tostring(L, -1);
+  if (!msg) msg = "(error object is not a string)";
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &error_key);
+  if (lua_isfunction(L, -1)) {
+    lua_pushstring(L, msg);
+    if (lua_pcall(L, 1, 0, 0) == LUA_OK) return;
+    fprintf(stderr, "sip: error in sip.on_error: %s\n", lua_tostring(L, -1));
+  }
+  lua_pop(L, 1);
+  fprintf(stderr, "sip: error in event handler: %s\n", msg);
+}
+
+static int traceback(lua_State *L)
+{
+  const char *msg = lua_tostring(L, 1);
+  if (!msg) msg = luaL_tolstring(L, 1, NULL);
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+int lsipub_pcall(lua_State *L, int nargs)
+{
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, traceback);
+  lua_insert(L, base);
+  int st = lua_pcall(L, nargs, 0, base);
+  if (st != LUA_OK) {
+    report_error(L);
+    lua_pop(L, 1);
+  }
+  lua_remove(L, base);
+  return st;
+}
+
+static int l_report_error(lua_State *L)
+{
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  report_error(L);
+  return 0;
+}
+
+lua_State *lsipub_mainthread(lua_State *L)
+{
+#if LUA_VERSION_NUM >= 502
+  (void)mainthread_key;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+#else
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &mainthread_key);
+#endif
+  lua_State *m = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  return m ? m : L;
+}
+
+/* ---- the private loop ------------------------------------------------------------------ */
+
+typedef struct loop_box {
+  uv_loop_t loop;
+  int running;
+} loop_box;
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static int loop_gc(lua_State *L)
+{
+  loop_box *b = luaL_checkudata(L, 1, LOOP_MT);
+  /* Handles of collected objects are closing already; close whatever is left, let their
+   * close callbacks run, then release the loop. */
+  for (int i = 0; i < 100 && uv_loop_close(&b->loop) == UV_EBUSY; i++) {
+    uv_walk(&b->loop, close_walk, NULL);
+    uv_run(&b->loop, UV_RUN_NOWAIT);
+  }
+  return 0;
+}
+
+static loop_box *get_loop_box(lua_State *L)
+{
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
+  loop_box *b = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (b) return b;
+  b = lua_newuserdata(L, sizeof *b);
+  memset(b, 0, sizeof *b);
+  if (uv_loop_init(&b->loop) != 0) luaL_error(L, "sip: cannot create an event loop");
+  luaL_newmetatable(L, LOOP_MT);
+  lua_pushcfunction(L, loop_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_key);
+  return b;
+}
+
+uv_loop_t *lsipub_loop(lua_State *L)
+{
+  return &get_loop_box(L)->loop;
+}
+
+static int l_run(lua_State *L)
+{
+  static const char *const modes[] = { "default", "once", "nowait", NULL };
+  static const uv_run_mode umodes[] = { UV_RUN_DEFAULT, UV_RUN_ONCE, UV_RUN_NOWAIT };
+  int m = luaL_checkoption(L, 1, "default", modes);
+  loop_box *b = get_loop_box(L);
+  if (b->running) return luaL_error(L, "sip.run: the loop is already running");
+  b->running = 1;
+  int alive = uv_run(&b->loop, umodes[m]);
+  b->running = 0;
+  lua_pushboolean(L, alive != 0);
+  return 1;
+}
+
+static int l_stop(lua_State *L)
+{
+  uv_stop(lsipub_loop(L));
+  return 0;
+}
+
+/* ---- timers ---------------------------------------------------------------------------- */
+
+typedef struct ltimer {
+  uv_timer_t h;
+  lua_State *L;
+  int fn_ref, self_ref;
+} ltimer;
+
+static void timer_free_cb(uv_handle_t *h)
+{
+  free(h->data);
+}
+
+static void timer_unanchor(ltimer *t)
+{
+  luaL_unref(t->L, LUA_REGISTRYINDEX, t->self_ref);
+  t->self_ref = LUA_NOREF;
+}
+
+static void on_lua_timer(uv_timer_t *h)
+{
+  ltimer *t = h->data;
+  lua_State *L = t->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->fn_ref);
+  timer_unanchor(t);
+  lsipub_pcall(L, 0);
+}
+
+static ltimer *check_timer(lua_State *L)
+{
+  ltimer **box = luaL_checkudata(L, 1, TIMER_MT);
+  return *box;
+}
+
+static int l_timer(lua_State *L)
+{
+  lua_Number secs = luaL_checknumber(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_argcheck(L, secs >= 0, 1, "seconds must be >= 0");
+  ltimer **box = lua_newuserdata(L, sizeof *box);
+  *box = NULL;
+  luaL_setmetatable(L, TIMER_MT);
+  ltimer *t = calloc(1, sizeof *t);
+  if (!t) return luaL_error(L, "sip.timer: out of memory");
+  *box = t;
+  t->L = lsipub_mainthread(L);
+  uv_timer_init(lsipub_loop(L), &t->h);
+  t->h.data = t;
+  lua_pushvalue(L, 2);
+  t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, -1);
+  t->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  uv_timer_start(&t->h, on_lua_timer, (uint64_t)(secs * 1000 + 0.5), 0);
+  return 1;
+}
+
+static int l_timer_stop(lua_State *L)
+{
+  ltimer *t = check_timer(L);
+  if (t) {
+    uv_timer_stop(&t->h);
+    timer_unanchor(t);
+  }
+  return 0;
+}
+
+static int l_timer_gc(lua_State *L)
+{
+  ltimer **box = luaL_checkudata(L, 1, TIMER_MT);
+  ltimer *t = *box;
+  if (t) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->fn_ref);
+    uv_close((uv_handle_t *)&t->h, timer_free_cb);
+    *box = NULL;
+  }
+  return 0;
+}
+
+/* ---- user agents ----------------------------------------------------------------------- */
+
+typedef struct vdgram {
+  char *data;
+  size_t len;
+  char *host;
+  int port;
+} vdgram;
+
+typedef struct lua_ua {
+  lua_State *L; /* main thread, for loop callbacks */
+  sipub_ua *core;
+  sipub_uv *drv;
+  int virt;
+  uint64_t vnow;
+  long vfail;
+  vdgram *vsent;
+  size_t nvsent, capvsent;
+  char *proxy_host;
+  int proxy_port;
+  int self_ref;
+  int draining, closing, closed;
+} lua_ua;
+
+typedef struct lua_pub {
+  sipub_pub *pub;
+  lua_ua *ua;
+  int ctx_ref;
+} lua_pub;
+
+static lua_ua *check_ua(lua_State *L, int idx)
+{
+  lua_ua *u = luaL_checkudata(L, idx, UA_MT);
+  if (!u->core) luaL_argerror(L, idx, "the user agent has been collected");
+  return u;
+}
+
+static void maybe_unanchor(lua_State *L, lua_pub *lp)
+{
+  if (lp->ctx_ref != LUA_NOREF && lp->pub && sipub_pub_closed(lp->pub) &&
+      !sipub_pub_active(lp->pub)) {
+    luaL_unref(L, LUA_REGISTRYINDEX, lp->ctx_ref);
+    lp->ctx_ref = LUA_NOREF;
+  }
+}
+
+static void push_response(lua_State *L, const sipub_response *r)
+{
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, r->status);
+  lua_setfield(L, -2, "status_code");
+  lua_pushstring(L, r->reason);
+  lua_setfield(L, -2, "reason_phrase");
+  lua_pushlstring(L, r->body, r->body_len);
+  lua_setfield(L, -2, "body");
+  lua_pushlstring(L, r->data, r->len);
+  lua_setfield(L, -2, "data");
+}
+
+static void check_closed(lua_State *L, lua_ua *u)
+{
+  if (u->closing && !u->closed && !sipub_ua_busy(u->core)) {
+    u->closed = 1;
+    if (u->drv) {
+      sipub_uv_close(u->drv);
+      u->drv = NULL;
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, u->self_ref);
+    u->self_ref = LUA_NOREF;
+  }
+}
+
+/* Delivers queued events to the Lua dispatcher, then re-arms the timer. Handlers may call
+ * back into the core; the events they cause are delivered by this same loop, in order. */
+static void drain(lua_State *L, lua_ua *u)
+{
+  if (!u->core) return;
+  if (!u->draining) {
+    sipub_event ev;
+    const sipub_response *last = NULL;
+    u->draining = 1;
+    lua_pushnil(L); /* slot for the response object shared by consecutive events */
+    int slot = lua_gettop(L);
+    while (u->core && sipub_ua_poll(u->core, &ev)) {
+      lua_pub *lp = ev.user;
+      if (!lp || lp->ctx_ref == LUA_NOREF) continue;
+      lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ctx_ref); /* keeps the context alive meanwhile */
+      int ctx = lua_gettop(L);
+      if (ev.response && ev.response != last) {
+        push_response(L, ev.response);
+        lua_replace(L, slot);
+        last = ev.response;
+      }
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &dispatch_key);
+      lua_pushvalue(L, ctx);
+      lua_pushstring(L, event_names[ev.kind]);
+      if (ev.response) lua_pushvalue(L, slot); else lua_pushnil(L);
+      lua_pushstring(L, ev.cause ? ev.cause : "");
+      lsipub_pcall(L, 4);
+      if (u->core) maybe_unanchor(L, lp);
+      lua_settop(L, slot);
+    }
+    lua_settop(L, slot - 1);
+    u->draining = 0;
+  }
+  if (!u->core) return;
+  check_closed(L, u);
+  if (u->drv) sipub_uv_sync(u->drv);
+}
+
+static void after_io(void *ud)
+{
+  lua_ua *u = ud;
+  drain(u->L, u);
+}
+
+/* In-memory transport: datagrams are kept for _vsent(); _vfail(n) makes sends fail. */
+static int virt_send(void *ud, const sipub_dest *d, const char *data, size_t len)
+{
+  lua_ua *u = ud;
+  if (u->vfail > 0) {
+    u->vfail--;
+    return -1;
+  }
+  if (u->nvsent == u->capvsent) {
+    size_t cap = u->capvsent ? u->capvsent * 2 : 16;
+    vdgram *v = realloc(u->vsent, cap * sizeof *v);
+    if (!v) return -1;
+    u->vsent = v;
+    u->capvsent = cap;
+  }
+  vdgram *g = &u->vsent[u->nvsent];
+  g->data = malloc(len);
+  g->host = strdup(d->host);
+  if (!g->data || !g->host) {
+    free(g->data);
+    free(g->host);
+    return -1;
+  }
+  memcpy(g->data, data, len);
+  g->len = len;
+  g->port = d->port;
+  u->nvsent++;
+  return 0;
+}
+
+static const char *opt_string(lua_State *L, int t, const char *k)
+{
+  lua_getfield(L, t, k);
+  const char *s = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+  lua_pop(L, 1); /* the string stays referenced by the table */
+  return s;
+}
+
+static lua_Integer opt_integer(lua_State *L, int t, const char *k, lua_Integer def)
+{
+  lua_getfield(L, t, k);
+  lua_Integer v = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : def;
+  lua_pop(L, 1);
+  return v;
+}
+
+static int is_wildcard(const char *h)
+{
+  return !h || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0 || strcmp(h, "[::]") == 0;
+}
+
+/* core.ua_new{ aor, proxy_host, proxy_port, via_host, user_agent, local_address,
+ *              local_port, virtual, seed } */
+static int l_ua_new(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const char *aor = opt_string(L, 1, "aor");
+  const char *proxy = opt_string(L, 1, "proxy_host");
+  const char *via = opt_string(L, 1, "via_host");
+  const char *ua_name = opt_string(L, 1, "user_agent");
+  const char *laddr = opt_string(L, 1, "local_address");
+  lua_Integer lport = opt_integer(L, 1, "local_port", 0);
+  lua_getfield(L, 1, "virtual");
+  int virt = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  luaL_argcheck(L, aor != NULL, 1, "aor is required");
+  luaL_argcheck(L, lport >= 0 && lport <= 65535, 1, "local_port out of range");
+
+  lua_ua *u = lua_newuserdata(L, sizeof *u);
+  memset(u, 0, sizeof *u);
+  u->self_ref = LUA_NOREF;
+  luaL_setmetatable(L, UA_MT);
+  u->L = lsipub_mainthread(L);
+  u->virt = virt;
+  u->proxy_port = (int)opt_integer(L, 1, "proxy_port", 5060);
+  if (proxy && !(u->proxy_host = strdup(proxy))) return luaL_error(L, "out of memory");
+
+  sipub_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.aor = aor;
+  cfg.proxy_host = proxy;
+  cfg.proxy_port = u->proxy_port;
+  cfg.user_agent = ua_name;
+  cfg.seed = (uint64_t)opt_integer(L, 1, "seed", 0);
+  if (!cfg.seed && uv_random(NULL, NULL, &cfg.seed, sizeof cfg.seed, 0, NULL) != 0)
+    cfg.seed = (uint64_t)uv_hrtime() ^ (uint64_t)(uintptr_t)u;
+
+  char via_buf[64];
+  sipub_io vio = { u, virt_send };
+  const sipub_io *io = &vio;
+  uint64_t now = 0;
+  if (virt) {
+    cfg.via_host = via ? via : "127.0.0.1";
+    cfg.via_port = lport ? (int)lport : 5060;
+  } else {
+    int err = 0;
+    const char *bind = laddr ? laddr : "0.0.0.0";
+    u->drv = sipub_uv_new(lsipub_loop(L), bind, (int)lport, &err);
+    if (!u->drv)
+      return luaL_error(L, "sip.UA.new: cannot bind UDP %s:%d: %s", bind, (int)lport,
+                        uv_strerror(err));
+    if (!via) {
+      if (!is_wildcard(bind)) via = bind;
+      else {
+        sipub_uv_guess_via_host(u->drv, proxy, via_buf, sizeof via_buf);
+        via = via_buf;
+      }
+    }
+    cfg.via_host = via;
+    cfg.via_port = sipub_uv_port(u->drv);
+    io = sipub_uv_io(u->drv);
+    now = sipub_uv_now(u->drv);
+  }
+  u->core = sipub_ua_new(&cfg, io, now);
+  if (!u->core) return luaL_error(L, "sip.UA.new: cannot create the user agent");
+  if (u->drv && sipub_uv_start(u->drv, u->core, after_io, u) != 0)
+    return luaL_error(L, "sip.UA.new: cannot receive on the UDP socket");
+  lua_pushvalue(L, -1);
+  u->self_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* an open UA is never collected */
+  return 1;
+}
+
+static void ua_time(lua_ua *u)
+{
+  if (u->drv) sipub_ua_set_time(u->core, sipub_uv_now(u->drv));
+}
+
+static int l_ua_gc(lua_State *L)
+{
+  lua_ua *u = luaL_checkudata(L, 1, UA_MT);
+  if (u->drv) {
+    sipub_uv_close(u->drv);
+    u->drv = NULL;
+  }
+  if (u->core) {
+    sipub_ua_free(u->core);
+    u->core = NULL;
+  }
+  for (size_t i = 0; i < u->nvsent; i++) {
+    free(u->vsent[i].data);
+    free(u->vsent[i].host);
+  }
+  free(u->vsent);
+  u->vsent = NULL;
+  u->nvsent = 0;
+  free(u->proxy_host);
+  u->proxy_host = NULL;
+  return 0;
+}
+
+static int l_ua_close(lua_State *L)
+{
+  lua_ua *u = check_ua(L, 1);
+  if (!u->closing) {
+    u->closing = 1;
+    sipub_ua_close(u->core);
+  }
+  drain(L, u);
+  return 0;
+}
+
+static int l_ua_state(lua_State *L)
+{
+  lua_ua *u = check_ua(L, 1);
+  lua_pushstring(L, u->closed ? "closed" : u->closing ? "closing" : "open");
+  lua_pushinteger(L, (lua_Integer)sipub_ua_count(u->core));
+  return 2;
+}
+
+static int l_ua_port(lua_State *L)
+{
+  lua_ua *u = check_ua(L, 1);
+  if (u->drv) lua_pushinteger(L, sipub_uv_port(u->drv));
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* ua:pub_new(ctx, target, event, content_type, expires, extra_headers, unpublish_on_close) */
+static int l_pub_new(lua_State *L)
+{
+  lua_ua *u = check_ua(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  sipub_pub_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.target = luaL_checkstring(L, 3);
+  cfg.event = luaL_checkstring(L, 4);
+  cfg.content_type = luaL_optstring(L, 5, NULL);
+  cfg.expires = (int)luaL_checkinteger(L, 6);
+  cfg.unpublish_on_close = lua_toboolean(L, 8);
+  const char *lines[65];
+  size_t n = 0;
+  if (!lua_isnoneornil(L, 7)) {
+    luaL_checktype(L, 7, LUA_TTABLE);
+    n = (size_t)lua_rawlen(L, 7);
+    luaL_argcheck(L, n < sizeof lines / sizeof lines[0], 7, "too many extra headers (64 at most)");
+    for (size_t i = 0; i < n; i++) {
+      lua_rawgeti(L, 7, (lua_Integer)i + 1);
+      lines[i] = lua_tostring(L, -1);
+      luaL_argcheck(L, lines[i] != NULL, 7, "extra headers must be strings");
+      lua_pop(L, 1); /* still referenced by the table */
+    }
+  }
+  lines[n] = NULL;
+  cfg.extra_headers = lines;
+
+  int err = 0;
+  sipub_pub *pub = sipub_pub_new(u->core, &cfg, &err);
+  if (!pub) {
+    if (err == SIPUB_ECLOSED) return luaL_error(L, "the user agent is closed");
+    if (err == SIPUB_ENOMEM) return luaL_error(L, "out of memory");
+    return luaL_error(L, "invalid publication (target, event, content type or extra headers)");
+  }
+  lua_pub *lp = lua_newuserdata(L, sizeof *lp);
+  lp->pub = pub;
+  lp->ua = u;
+  luaL_setmetatable(L, PUB_MT);
+  lua_pushvalue(L, 1);
+  lua_setuservalue(L, -2); /* the UA outlives its publications */
+  lua_pushvalue(L, 2);
+  lp->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  sipub_pub_set_user(pub, lp);
+  return 1;
+}
+
+static lua_pub *check_pub(lua_State *L)
+{
+  lua_pub *lp = luaL_checkudata(L, 1, PUB_MT);
+  if (!lp->pub || !lp->ua->core) luaL_argerror(L, 1, "the publication has been released");
+  return lp;
+}
+
+static int pub_result(lua_State *L, lua_pub *lp, int rc)
+{
+  drain(L, lp->ua);
+  if (lp->ua->core) maybe_unanchor(L, lp);
+  if (rc == SIPUB_OK) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, rc == SIPUB_ENOSTATE ? "nothing is published to refresh"
+                    : rc == SIPUB_ECLOSED ? "closed"
+                    : rc == SIPUB_ENOMEM ? "out of memory" : "invalid argument");
+  return 2;
+}
+
+static int l_pub_publish(lua_State *L)
+{
+  lua_pub *lp = check_pub(L);
+  size_t len = 0;
+  const char *body = luaL_optlstring(L, 2, NULL, &len);
+  ua_time(lp->ua);
+  return pub_result(L, lp, sipub_pub_publish(lp->pub, body, len));
+}
+
+static int l_pub_unpublish(lua_State *L)
+{
+  lua_pub *lp = check_pub(L);
+  ua_time(lp->ua);
+  return pub_result(L, lp, sipub_pub_unpublish(lp->pub));
+}
+
+static int l_pub_close(lua_State *L)
+{
+  lua_pub *lp = check_pub(L);
+  ua_time(lp->ua);
+  return pub_result(L, lp, sipub_pub_close(lp->pub));
+}
+
+static int l_pub_etag(lua_State *L)
+{
+  lua_pub *lp = check_pub(L);
+  const char *e = sipub_pub_etag(lp->pub);
+  if (e) lua_pushstring(L, e); else lua_pushnil(L);
+  return 1;
+}
+
+static int l_pub_active(lua_State *L)
+{
+  lua_pub *lp = check_pub(L);
+  lua_pushboolean(L, sipub_pub_active(lp->pub));
+  return 1;
+}
+
+static int l_pub_gc(lua_State *L)
+{
+  lua_pub *lp = luaL_checkudata(L, 1, PUB_MT);
+  if (lp->pub && lp->ua->core) sipub_pub_release(lp->pub);
+  lp->pub = NULL;
+  return 0;
+}
+
+/* ---- the virtual transport and clock --------------------------------------------------- */
+
+static lua_ua *check_virtual(lua_State *L)
+{
+  lua_ua *u = check_ua(L, 1);
+  if (!u->virt) luaL_argerror(L, 1, "not a virtual-transport user agent");
+  return u;
+}
+
+static int l_vsent(lua_State *L)
+{
+  lua_ua *u = check_virtual(L);
+  lua_createtable(L, (int)u->nvsent, 0);
+  for (size_t i = 0; i < u->nvsent; i++) {
+    lua_createtable(L, 0, 3);
+    lua_pushlstring(L, u->vsent[i].data, u->vsent[i].len);
+    lua_setfield(L, -2, "data");
+    lua_pushstring(L, u->vsent[i].host);
+    lua_setfield(L, -2, "host");
+    lua_pushinteger(L, u->vsent[i].port);
+    lua_setfield(L, -2, "port");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    free(u->vsent[i].data);
+    free(u->vsent[i].host);
+  }
+  u->nvsent = 0;
+  return 1;
+}
+
+static int l_vreceive(lua_State *L)
+{
+  lua_ua *u = check_virtual(L);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  sipub_ua_receive(u->core, u->vnow, data, len);
+  drain(L, u);
+  return 0;
+}
+
+static int l_vadvance(lua_State *L)
+{
+  lua_ua *u = check_virtual(L);
+  lua_Integer ms = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, ms >= 0, 2, "cannot go back in time");
+  uint64_t target = u->vnow + (uint64_t)ms;
+  for (;;) {
+    if (!u->core) break;
+    uint64_t d = sipub_ua_next_deadline(u->core);
+    if (d > target || u->closed) break;
+    if (d > u->vnow) u->vnow = d;
+    sipub_ua_tick(u->core, u->vnow);
+    drain(L, u);
+  }
+  u->vnow = target;
+  if (u->core) sipub_ua_set_time(u->core, target);
+  return 0;
+}
+
+static int l_vnow(lua_State *L)
+{
+  lua_ua *u = check_virtual(L);
+  lua_pushinteger(L, (lua_Integer)u->vnow);
+  return 1;
+}
+
+static int l_vfail(lua_State *L)
+{
+  lua_ua *u = check_virtual(L);
+  u->vfail = (long)luaL_checkinteger(L, 2);
+  return 0;
+}
+
+/* ---- module functions ------------------------------------------------------------------ */
+
+static int l_set_dispatch(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &dispatch_key);
+  return 0;
+}
+
+static int l_set_error_handler(lua_State *L)
+{
+  if (!lua_isnil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &error_key);
+  return 0;
+}
+
+/* core.parse_uri(s) -> { scheme, user, host, port } or nil */
+static int l_parse_uri(lua_State *L)
+{
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  osip_uri_t *u = NULL;
+  sipub_global_init();
+  if (strlen(s) != len || osip_uri_init(&u) != 0) return 0;
+  if (osip_uri_parse(u, s) != 0 || !u->scheme || !u->host || !*u->host) {
+    osip_uri_free(u);
+    return 0;
+  }
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, u->scheme);
+  lua_setfield(L, -2, "scheme");
+  if (u->username) {
+    lua_pushstring(L, u->username);
+    lua_setfield(L, -2, "user");
+  }
+  lua_pushstring(L, u->host);
+  lua_setfield(L, -2, "host");
+  if (u->port) {
+    char *end;
+    long p = strtol(u->port, &end, 10);
+    if (*end || p <= 0 || p > 65535) {
+      osip_uri_free(u);
+      return 0;
+    }
+    lua_pushinteger(L, p);
+    lua_setfield(L, -2, "port");
+  }
+  osip_uri_free(u);
+  return 1;
+}
+
+static int l_reason_phrases(lua_State *L)
+{
+  const char *phrase;
+  int code;
+  lua_newtable(L);
+  for (size_t i = 0; (code = sipub_reason_phrase_at(i, &phrase)) != 0; i++) {
+    lua_pushstring(L, phrase);
+    lua_rawseti(L, -2, code);
+  }
+  return 1;
+}
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc)
+{
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+}
+
+__attribute__((visibility("default"))) int luaopen_sip_core(lua_State *L)
+{
+  static const luaL_Reg ua_methods[] = {
+    { "pub_new", l_pub_new }, { "close", l_ua_close }, { "state", l_ua_state },
+    { "port", l_ua_port }, { "_vsent", l_vsent }, { "_vreceive", l_vreceive },
+    { "_vadvance", l_vadvance }, { "_vnow", l_vnow }, { "_vfail", l_vfail },
+    { NULL, NULL }
+  };
+  static const luaL_Reg pub_methods[] = {
+    { "publish", l_pub_publish }, { "unpublish", l_pub_unpublish }, { "close", l_pub_close },
+    { "etag", l_pub_etag }, { "active", l_pub_active }, { NULL, NULL }
+  };
+  static const luaL_Reg timer_methods[] = { { "stop", l_timer_stop }, { NULL, NULL } };
+  static const luaL_Reg funcs[] = {
+    { "ua_new", l_ua_new }, { "run", l_run }, { "stop", l_stop }, { "timer", l_timer },
+    { "set_dispatch", l_set_dispatch }, { "set_error_handler", l_set_error_handler },
+    { "report_error", l_report_error }, { "parse_uri", l_parse_uri },
+    { "reason_phrases", l_reason_phrases }, { NULL, NULL }
+  };
+
+  sipub_global_init();
+#if LUA_VERSION_NUM < 502
+  lua_pushthread(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &mainthread_key);
+#endif
+  new_class(L, UA_MT, ua_methods, l_ua_gc);
+  new_class(L, PUB_MT, pub_methods, l_pub_gc);
+  new_class(L, TIMER_MT, timer_methods, l_timer_gc);
+
+  luaL_newlib(L, funcs);
+  lua_pushstring(L, SIPUB_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_pushstring(L, SIPUB_CAUSE_REQUEST_TIMEOUT);
+  lua_setfield(L, -2, "REQUEST_TIMEOUT");
+  lua_pushstring(L, SIPUB_CAUSE_CONNECTION_ERROR);
+  lua_setfield(L, -2, "CONNECTION_ERROR");
+  lua_pushstring(L, SIPUB_CAUSE_PROTOCOL_ERROR);
+  lua_setfield(L, -2, "PROTOCOL_ERROR");
+#ifndef LSIPUB_NO_COMPOSITOR
+  lsipub_compositor_open(L);
+#endif
+  return 1;
+}

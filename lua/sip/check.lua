@@ -1,0 +1,67 @@
+-- sip.check: argument checking shared by the facade. Errors name the function, the
+-- argument and what was wrong, and are raised at the caller's level.
+local check = {}
+
+local function fail(fname, what, msg, level)
+  error(("bad argument to '%s' (%s: %s)"):format(fname, what, msg), (level or 2) + 1)
+end
+check.fail = fail
+
+local function show(v)
+  if type(v) == "string" then return ("%q"):format(v) end
+  return type(v)
+end
+check.show = show
+
+-- A string fit for a header value: no CR, LF or NUL.
+function check.header_safe(s)
+  return not s:find("[\r\n%z]")
+end
+
+function check.string(fname, what, v, level, opts)
+  opts = opts or {}
+  if v == nil and opts.optional then return nil end
+  if type(v) ~= "string" then
+    fail(fname, what, "expected a string, got " .. show(v), (level or 2) + 1)
+  end
+  if not opts.allow_empty and v == "" then
+    fail(fname, what, "must not be empty", (level or 2) + 1)
+  end
+  if opts.header and not check.header_safe(v) then
+    fail(fname, what, "must not contain CR, LF or NUL", (level or 2) + 1)
+  end
+  return v
+end
+
+function check.integer(fname, what, v, level, min, max)
+  if math.type and math.type(v) ~= "integer" then
+    if not (type(v) == "number" and v == math.floor(v) and v > -2^53 and v < 2^53) then
+      fail(fname, what, "expected an integer, got " .. show(v), (level or 2) + 1)
+    end
+  elseif type(v) ~= "number" or v ~= math.floor(v) then
+    fail(fname, what, "expected an integer, got " .. show(v), (level or 2) + 1)
+  end
+  if (min and v < min) or (max and v > max) then
+    fail(fname, what, ("must be between %s and %s, got %s"):format(min or "-inf", max or "inf", v),
+         (level or 2) + 1)
+  end
+  return math.tointeger and math.tointeger(v) or v
+end
+
+function check.boolean(fname, what, v, level)
+  if type(v) ~= "boolean" then
+    fail(fname, what, "expected a boolean, got " .. show(v), (level or 2) + 1)
+  end
+  return v
+end
+
+-- Rejects keys that are not in `known` (a set), to catch misspelt option names.
+function check.known_keys(fname, what, t, known, level)
+  for k in pairs(t) do
+    if not known[k] then
+      fail(fname, what, ("unknown field %s"):format(show(k)), (level or 2) + 1)
+    end
+  end
+end
+
+return check

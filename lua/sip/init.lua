@@ -1,0 +1,53 @@
+-- sip: RFC 3903 event-state publication (SIP PUBLISH) for Lua, with the API of
+-- SIP.PublishClientContext. `require "sip"` returns this module table.
+local core = require "sip.core"
+local Emitter = require "sip.emitter"
+local Response = require "sip.response"
+
+local sip = {
+  _VERSION = core.version,
+  UA = require "sip.ua",
+  on_error = nil, -- function(message): errors raised by event handlers
+}
+
+local phrases = core.reason_phrases()
+local causes = {
+  REQUEST_TIMEOUT = core.REQUEST_TIMEOUT,
+  CONNECTION_ERROR = core.CONNECTION_ERROR,
+  PROTOCOL_ERROR = core.PROTOCOL_ERROR,
+}
+for code, phrase in pairs(phrases) do causes[code] = phrase end
+sip.C = { causes = causes, REASON_PHRASE = phrases }
+
+core.set_error_handler(function(msg)
+  local handler = sip.on_error
+  if handler then
+    handler(msg)
+  else
+    io.stderr:write("sip: error in event handler: ", tostring(msg), "\n")
+  end
+end)
+
+core.set_dispatch(function(ctx, event, response, cause)
+  if response then Response.new(response) end
+  Emitter.emit(ctx, event, response, cause)
+end)
+
+-- sip.run([mode]): "default" runs until nothing is left to do; "once"; "nowait".
+function sip.run(mode) return core.run(mode) end
+function sip.run_once() return core.run("once") end
+function sip.run_nowait() return core.run("nowait") end
+function sip.stop() core.stop() end
+function sip.timer(seconds, fn) return core.timer(seconds, fn) end
+
+-- Modules loaded on first use.
+local lazy = { testing = "sip.testing", Compositor = "sip.compositor" }
+return setmetatable(sip, {
+  __index = function(t, k)
+    local name = lazy[k]
+    if not name then return nil end
+    local v = require(name)
+    rawset(t, k, v)
+    return v
+  end,
+})

@@ -1,0 +1,68 @@
+-- sip.response: the response object handed to event handlers: status_code, reason_phrase,
+-- body, data (the raw message), and header access by name (case-insensitive, compact forms).
+local Response = {}
+Response.__index = Response
+
+local COMPACT = {
+  a = "accept-contact", b = "referred-by", c = "content-type", d = "request-disposition",
+  e = "content-encoding", f = "from", i = "call-id", j = "reject-contact", k = "supported",
+  l = "content-length", m = "contact", n = "identity-info", o = "event", r = "refer-to",
+  s = "subject", t = "to", u = "allow-events", v = "via", x = "session-expires", y = "identity",
+}
+
+local function canonical(name)
+  name = name:lower()
+  return COMPACT[name] or name
+end
+
+-- Parses the header section once, on first use: a list of { lower-case name, value }.
+local function headers(self)
+  local list = rawget(self, "_headers")
+  if list then return list end
+  list = {}
+  local head = self.data:match("^(.-)\r\n\r\n") or self.data
+  local lines = {}
+  for line in (head .. "\r\n"):gmatch("(.-)\r\n") do
+    if line:match("^[ \t]") and #lines > 1 then -- folded continuation
+      lines[#lines] = lines[#lines] .. " " .. line:match("^[ \t]*(.*)$")
+    else
+      lines[#lines + 1] = line
+    end
+  end
+  for i = 2, #lines do -- the first line is the status line
+    local name, value = lines[i]:match("^([^:]-)[ \t]*:[ \t]*(.-)[ \t]*$")
+    if name then list[#list + 1] = { canonical(name), value } end
+  end
+  rawset(self, "_headers", list)
+  return list
+end
+
+function Response.new(t)
+  return setmetatable(t, Response)
+end
+
+function Response:getHeader(name)
+  local want = canonical(name)
+  for _, h in ipairs(headers(self)) do
+    if h[1] == want then return h[2] end
+  end
+  return nil
+end
+
+function Response:getHeaders(name)
+  local want, out = canonical(name), {}
+  for _, h in ipairs(headers(self)) do
+    if h[1] == want then out[#out + 1] = h[2] end
+  end
+  return out
+end
+
+function Response:hasHeader(name)
+  return self:getHeader(name) ~= nil
+end
+
+function Response:__tostring()
+  return ("SIP response %d %s"):format(self.status_code, self.reason_phrase)
+end
+
+return Response

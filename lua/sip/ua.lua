@@ -1,0 +1,160 @@
+-- sip.ua: sip.UA — a user agent owning one transport and its publish contexts.
+local core = require "sip.core"
+local check = require "sip.check"
+local Context = require "sip.context"
+
+local UA = {}
+UA.__index = UA
+
+local UA_KEYS = {
+  uri = true, outbound_proxy = true, user_agent = true, local_address = true,
+  local_port = true, via_host = true, transport = true, seed = true,
+}
+local OPTION_KEYS = { extraHeaders = true, contentType = true, expires = true, unpublishOnClose = true }
+
+-- Headers the library writes itself; an extra header with one of these names would make a
+-- request carry it twice.
+local OWN_HEADERS = {
+  ["via"] = true, ["v"] = true, ["from"] = true, ["f"] = true, ["to"] = true, ["t"] = true,
+  ["call-id"] = true, ["i"] = true, ["cseq"] = true, ["max-forwards"] = true,
+  ["event"] = true, ["o"] = true, ["expires"] = true, ["sip-if-match"] = true,
+  ["content-type"] = true, ["c"] = true, ["content-length"] = true, ["l"] = true,
+}
+
+local function check_uri(fname, what, v, level)
+  check.string(fname, what, v, level + 1, { header = true })
+  local u = core.parse_uri(v)
+  if not u or (u.scheme:lower() ~= "sip" and u.scheme:lower() ~= "sips") or v:find("[<>%s]") then
+    check.fail(fname, what, "expected a sip: or sips: URI, got " .. check.show(v), level + 1)
+  end
+  return u
+end
+
+function UA.new(config)
+  if type(config) ~= "table" then
+    check.fail("UA.new", "config", "expected a table, got " .. check.show(config), 2)
+  end
+  check.known_keys("UA.new", "config", config, UA_KEYS, 2)
+  check_uri("UA.new", "uri", config.uri, 2)
+  local proxy
+  if config.outbound_proxy ~= nil then
+    proxy = check_uri("UA.new", "outbound_proxy", config.outbound_proxy, 2)
+  end
+  local user_agent = config.user_agent
+  if user_agent == nil then
+    user_agent = "lua-sip-publish/" .. core.version
+  elseif user_agent == false then
+    user_agent = nil
+  else
+    check.string("UA.new", "user_agent", user_agent, 2, { header = true })
+  end
+  local transport = config.transport or "udp"
+  if transport ~= "udp" and transport ~= "virtual" then
+    check.fail("UA.new", "transport", "expected 'udp' or 'virtual', got " .. check.show(transport), 2)
+  end
+  if config.local_address ~= nil then
+    check.string("UA.new", "local_address", config.local_address, 2, { header = true })
+  end
+  if config.via_host ~= nil then
+    check.string("UA.new", "via_host", config.via_host, 2, { header = true })
+  end
+  local local_port = 0
+  if config.local_port ~= nil then
+    local_port = check.integer("UA.new", "local_port", config.local_port, 2, 0, 65535)
+  end
+  local seed
+  if config.seed ~= nil then seed = check.integer("UA.new", "seed", config.seed, 2) end
+
+  local self = setmetatable({ uri = config.uri, closed = false, _contexts = {} }, UA)
+  self._core = core.ua_new {
+    aor = config.uri,
+    proxy_host = proxy and proxy.host,
+    proxy_port = proxy and proxy.port or 5060,
+    via_host = config.via_host,
+    user_agent = user_agent,
+    local_address = config.local_address,
+    local_port = local_port,
+    virtual = transport == "virtual",
+    seed = seed,
+  }
+  return self
+end
+
+local function check_options(options)
+  if options == nil then options = {} end
+  if type(options) ~= "table" then
+    check.fail("publish", "options", "expected a table or nil, got " .. check.show(options), 3)
+  end
+  check.known_keys("publish", "options", options, OPTION_KEYS, 3)
+  local out = { extraHeaders = {}, contentType = "text/plain", expires = 3600, unpublishOnClose = true }
+  if options.extraHeaders ~= nil then
+    if type(options.extraHeaders) ~= "table" then
+      check.fail("publish", "options.extraHeaders",
+                 "expected an array of strings, got " .. check.show(options.extraHeaders), 3)
+    end
+    for i, h in ipairs(options.extraHeaders) do
+      local what = ("options.extraHeaders[%d]"):format(i)
+      check.string("publish", what, h, 3, { header = true })
+      local name = h:match("^([!%%'*+%-.0-9A-Z^_`a-z|~]+)[ \t]*:")
+      if not name then
+        check.fail("publish", what, "expected \"Name: value\", got " .. check.show(h), 3)
+      end
+      if OWN_HEADERS[name:lower()] then
+        check.fail("publish", what, ("%s is written by the library"):format(name), 3)
+      end
+      out.extraHeaders[i] = h
+    end
+    if #out.extraHeaders ~= (function() local n = 0 for _ in pairs(options.extraHeaders) do n = n + 1 end return n end)() then
+      check.fail("publish", "options.extraHeaders", "expected an array (no holes or keys)", 3)
+    end
+  end
+  if options.contentType ~= nil then
+    out.contentType = check.string("publish", "options.contentType", options.contentType, 3, { header = true })
+  end
+  if options.expires ~= nil then
+    out.expires = check.integer("publish", "options.expires", options.expires, 3, 1, 2147483647)
+  end
+  if options.unpublishOnClose ~= nil then
+    out.unpublishOnClose = check.boolean("publish", "options.unpublishOnClose", options.unpublishOnClose, 3)
+  end
+  return out
+end
+
+-- ua:publish(target, event, body[, options]) -> context, already sending its initial PUBLISH.
+function UA:publish(target, event, body, options)
+  if self.closed then error("sip: publish on a closed user agent", 2) end
+  check_uri("publish", "target", target, 2)
+  check.string("publish", "event", event, 2, { header = true })
+  if not event:match("^[!%%'*+%-.0-9A-Z_`a-z~]+$") then
+    check.fail("publish", "event", "expected an event package name, got " .. check.show(event), 2)
+  end
+  check.string("publish", "body", body, 2)
+  local opts = check_options(options)
+  local ctx = Context.new(self, target, event, opts)
+  self._contexts[ctx] = true
+  ctx.body = body
+  local ok, err = ctx._h:publish(body)
+  if not ok then error("sip: cannot publish: " .. err, 2) end
+  return ctx
+end
+
+-- Closes every context (unpublishing those with unpublishOnClose); the transport stays
+-- until their final responses, then the loop is released.
+function UA:close()
+  if self.closed then return end
+  self.closed = true
+  local list = {}
+  for ctx in pairs(self._contexts) do list[#list + 1] = ctx end
+  for _, ctx in ipairs(list) do ctx:close() end
+  self._core:close()
+end
+
+function UA:port()
+  return self._core:port()
+end
+
+function UA:__tostring()
+  return ("sip.UA(%s)"):format(self.uri)
+end
+
+return UA
