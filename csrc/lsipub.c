@@ -210,6 +210,15 @@ static int l_timer_stop(lua_State *L)
   return 0;
 }
 
+/* A guard timer that should not keep sip.run() going by itself. */
+static int l_timer_unref(lua_State *L)
+{
+  ltimer *t = check_timer(L);
+  if (t) uv_unref((uv_handle_t *)&t->h);
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int l_timer_gc(lua_State *L)
 {
   ltimer **box = luaL_checkudata(L, 1, TIMER_MT);
@@ -790,7 +799,9 @@ __attribute__((visibility("default"))) int luaopen_sip_core(lua_State *L)
     { "publish", l_pub_publish }, { "unpublish", l_pub_unpublish }, { "close", l_pub_close },
     { "etag", l_pub_etag }, { "active", l_pub_active }, { NULL, NULL }
   };
-  static const luaL_Reg timer_methods[] = { { "stop", l_timer_stop }, { NULL, NULL } };
+  static const luaL_Reg timer_methods[] = {
+    { "stop", l_timer_stop }, { "unref", l_timer_unref }, { NULL, NULL }
+  };
   static const luaL_Reg funcs[] = {
     { "ua_new", l_ua_new }, { "run", l_run }, { "stop", l_stop }, { "timer", l_timer },
     { "set_dispatch", l_set_dispatch }, { "set_error_handler", l_set_error_handler },
