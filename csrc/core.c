@@ -329,13 +329,16 @@ static void tx_fire(sipub_ua *ua, timer *tm)
     tx_destroy(ua, t);
     return;
   }
+  sipub_pub *p = t->pub;
   if (ua->now >= t->f_at) { /* Timer F */
     tx_fail(ua, t, SIPUB_CAUSE_REQUEST_TIMEOUT);
+    pub_maybe_free(p);
     return;
   }
   /* Timer E: retransmit, doubling up to T2 in Trying, every T2 in Proceeding. */
   if (tx_send(ua, t) != 0) {
     tx_fail(ua, t, SIPUB_CAUSE_CONNECTION_ERROR);
+    pub_maybe_free(p);
     return;
   }
   if (t->state == TX_TRYING) {
@@ -521,7 +524,6 @@ static void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
 
 next:
   pub_run_queue(p);
-  pub_maybe_free(p);
 }
 
 /* ---- receiving ----------------------------------------------------------------------- */
@@ -567,6 +569,7 @@ void sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const char *data, size_t le
     p->tx = NULL;
     tx_complete(ua, t);
     pub_final(p, &si, &mr, resp, NULL);
+    pub_maybe_free(p);
   }
   response_unref(resp);
 done:
@@ -609,6 +612,7 @@ void sipub_ua_dest_failed(sipub_ua *ua, const char *host, int port)
     for (sipub_pub *p = ua->pubs; p; p = p->next) {
       if (p->tx && p->dest_port == port && strcmp(p->dest_host, host) == 0) {
         tx_fail(ua, p->tx, SIPUB_CAUSE_CONNECTION_ERROR);
+        pub_maybe_free(p);
         again = 1;
         break;
       }
