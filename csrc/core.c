@@ -131,7 +131,8 @@ struct sipub_pub {
   int closed, unpublish_on_close, released, listed;
   int recovering;   /* an initial PUBLISH sent after a 412 is in flight */
   int retries_423;
-  unsigned pending_events;
+  unsigned pending_events; /* queued events */
+  int held;                /* its event is the one poll handed out last */
 };
 
 typedef struct response_ref {
@@ -224,7 +225,8 @@ static void pub_free(sipub_pub *p);
 
 static void pub_maybe_free(sipub_pub *p)
 {
-  if (p->released && !p->tx && p->queued == Q_NONE && !p->pending_events && !p->refresh.idx)
+  if (p->released && !p->tx && p->queued == Q_NONE && !p->pending_events && !p->held &&
+      !p->refresh.idx)
     pub_free(p);
 }
 
@@ -629,7 +631,7 @@ int sipub_ua_poll(sipub_ua *ua, sipub_event *ev)
     response_unref(ua->current.resp);
     ua->current.pub = NULL;
     ua->current.resp = NULL;
-    p->pending_events--;
+    p->held = 0;
     pub_maybe_free(p);
   }
   while (ua->evq_len) {
@@ -643,6 +645,8 @@ int sipub_ua_poll(sipub_ua *ua, sipub_event *ev)
       continue;
     }
     ua->current = e;
+    e.pub->pending_events--;
+    e.pub->held = 1;
     ev->kind = e.kind;
     ev->pub = e.pub;
     ev->user = e.pub->user;
