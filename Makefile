@@ -25,7 +25,12 @@ DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev lua-busted libosip2-dev
 
 .PHONY: all deps test unit check asan valgrind demo clean rock
 
-all: $(BUILD)/sip/core.so $(if $(wildcard csrc/compositor_main.c),$(BUILD)/sip-compositor)
+all: $(BUILD)/sip/core.so $(if $(wildcard csrc/compositor_main.c),$(BUILD)/sip-compositor) $(BUILD)/examples/publish
+
+# The C example: the core and the libuv driver without Lua.
+$(BUILD)/examples/publish: examples/publish.c $(CORE_OBJ) $(BUILD)/obj/driver_uv.o $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Icsrc -o $@ examples/publish.c $(CORE_OBJ) $(BUILD)/obj/driver_uv.o $(LIBS)
 
 $(BUILD)/obj/%.o: csrc/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
