@@ -62,7 +62,12 @@ function Emitter.emit(self, event, ...)
   local snapshot = {}
   for i, h in ipairs(list) do snapshot[i] = h end
   for _, h in ipairs(snapshot) do
-    if h.once then self:off(event, h.fn) end
+    if h.once then -- drop this registration only, not other ones of the same function
+      local current = self._handlers[event] or {}
+      for i = #current, 1, -1 do
+        if current[i] == h then table.remove(current, i) end
+      end
+    end
     local ok, err = xpcall(h.fn, traceback, ...)
     if not ok then core.report_error(err) end
   end

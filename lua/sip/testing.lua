@@ -1,0 +1,301 @@
+--- sip.testing — an in-memory network and a virtual clock for deterministic tests.
+--
+-- Nothing touches a socket and no real time passes: every request the UA sends is captured,
+-- every response is injected by the test, and timers (refreshes, retransmissions, Timer F)
+-- fire only when the test advances the clock.
+--
+--   local testing = require "sip.testing"
+--   local ua, net = testing.new_ua()                -- transport = "virtual", clock at 0
+--   local pub = ua:publish("sip:alice@example.com", "presence", "B1")
+--   local events = testing.record(pub)              -- { {event=, status=, cause=, response=}, ... }
+--   local req = net:take()                          -- the one request sent so far, parsed
+--   assert(req:header("Expires") == "3600" and req:header("SIP-If-Match") == nil)
+--   net:reply(req, 200, { ["SIP-ETag"] = "e1", Expires = 3600 })
+--   net:advance(3240)                               -- virtual seconds: the refresh goes out
+--   assert(net:take():header("SIP-If-Match") == "e1")
+--
+-- testing.new_ua(config) -> ua, net
+--   config as for sip.UA.new; defaults uri = "sip:alice@example.com",
+--   outbound_proxy = "sip:127.0.0.1:5060" (false: none, requests go to the target's host);
+--   transport is forced to "virtual".
+-- testing.record(ctx) -> list receiving every event of ctx, in order.
+-- testing.parse(data [, host, port]) -> request object (see below) of a raw request.
+-- testing.response_for(req, code [, opts]) -> raw response string (see net:reply).
+--
+-- net:sent()          every request sent since the last call (drained), parsed
+-- net:take()          exactly one request (an error listing what was sent otherwise)
+-- net:none()          asserts that nothing was sent
+-- net:reply(req, code [, opts])   builds a response to req, injects it, returns it (string)
+-- net:response_for(req, code [, opts])  the same response, not injected
+-- net:receive(data [, host, port])      injects raw bytes (default source: the proxy)
+-- net:advance(seconds) / net:now()      the virtual clock, in (float) seconds
+-- net:fail_sends(n)   the next n sends fail as a socket error would
+--
+-- Request object: method, uri, body (nil when empty), data (raw), host, port, branch (top
+-- Via), cseq (number), cseq_method, call_id, from_tag, via_count; req:header(name) (first
+-- value) and req:headers(name) (all values; Via values split on commas). Names are
+-- case-insensitive and compact forms (v f t i m l c e o k s u) are understood.
+--
+-- Response options (opts): reason (default: the standard phrase), headers (an array of
+-- {name, value} pairs, or a map written in name order), body, raw_extra (header lines
+-- appended verbatim, a string or an array), content_length (written instead of the real
+-- length), omit (array of header names to leave out: "Via", "From", "To", "Call-ID",
+-- "CSeq"), and branch / cseq / call_id / method / to_tag overrides for mismatch tests.
+-- Any other string key of opts is a header too (shorthand: { ["SIP-ETag"] = "e1" }).
+
+local testing = {}
+
+local COMPACT = {
+  v = "via", f = "from", t = "to", i = "call-id", m = "contact", l = "content-length",
+  c = "content-type", e = "content-encoding", o = "event", k = "supported", s = "subject",
+  u = "allow-events", r = "refer-to",
+}
+
+local function canon(name)
+  name = string.lower(name)
+  return COMPACT[name] or name
+end
+
+-- Splits a Via value on the commas that are outside quoted strings.
+local function split_commas(value)
+  local out, cur, quoted = {}, {}, false
+  for ch in value:gmatch(".") do
+    if ch == '"' then quoted = not quoted end
+    if ch == "," and not quoted then
+      out[#out + 1] = cur; cur = {}
+    else
+      cur[#cur + 1] = ch
+    end
+  end
+  out[#out + 1] = cur
+  for i, chars in ipairs(out) do out[i] = table.concat(chars):match("^%s*(.-)%s*$") end
+  return out
+end
+
+local function param(value, name)
+  if not value then return nil end
+  for k, v in (value .. ";"):gmatch(";%s*([^;=%s]+)%s*=?%s*([^;]*)") do
+    if k:lower() == name then return (v:gsub("%s+$", "")) end
+  end
+  return nil
+end
+
+---------------------------------------------------------------------------- requests --
+
+local Request = {}
+Request.__index = Request
+
+function Request:header(name)
+  local all = self._headers[canon(name)]
+  return all and all[1]
+end
+
+function Request:headers(name)
+  local key = canon(name)
+  local all = self._headers[key] or {}
+  if key ~= "via" then return { table.unpack(all) } end
+  local out = {}
+  for _, v in ipairs(all) do
+    for _, one in ipairs(split_commas(v)) do out[#out + 1] = one end
+  end
+  return out
+end
+
+function Request:__tostring()
+  local parts = { self.status and ("SIP/2.0 " .. self.status) or ((self.method or "?") .. " " .. (self.uri or "?")) }
+  for _, h in ipairs { "CSeq", "Expires", "SIP-If-Match", "Content-Type" } do
+    local v = self:header(h)
+    if v then parts[#parts + 1] = h .. ": " .. v end
+  end
+  parts[#parts + 1] = "branch=" .. tostring(self.branch)
+  parts[#parts + 1] = "body=" .. (self.body and string.format("%q", self.body) or "none")
+  return table.concat(parts, "  ")
+end
+
+--- Parses a raw SIP request (or response: then `status` is set instead of `method`).
+function testing.parse(data, host, port)
+  local head, body = data:match("^(.-)\r\n\r\n(.*)$")
+  if not head then head, body = data, "" end
+  local lines = {}
+  for line in (head .. "\r\n"):gmatch("(.-)\r\n") do
+    if line:match("^[ \t]") and #lines > 0 then -- folded continuation line
+      lines[#lines] = lines[#lines] .. " " .. line:match("^%s*(.*)$")
+    else
+      lines[#lines + 1] = line
+    end
+  end
+  local req = setmetatable({ data = data, host = host, port = port, _headers = {}, _order = {} }, Request)
+  local first = table.remove(lines, 1) or ""
+  local status = first:match("^SIP/2%.0 (%d%d%d)")
+  if status then
+    req.status = tonumber(status)
+  else
+    req.method, req.uri = first:match("^(%S+) (%S+) SIP/2%.0$")
+  end
+  for _, line in ipairs(lines) do
+    local name, value = line:match("^([^:%s]+)%s*:%s*(.-)%s*$")
+    if name then
+      local key = canon(name)
+      req._headers[key] = req._headers[key] or {}
+      table.insert(req._headers[key], value)
+      req._order[#req._order + 1] = { name = name, value = value }
+    end
+  end
+  req.body = body ~= "" and body or nil
+  local vias = req:headers("Via")
+  req.via_count = #vias
+  req.branch = param(vias[1], "branch")
+  local cseq = req:header("CSeq")
+  if cseq then
+    local n, m = cseq:match("^(%d+)%s+(%S+)")
+    req.cseq, req.cseq_method = tonumber(n), m
+  end
+  req.call_id = req:header("Call-ID")
+  req.from_tag = param(req:header("From"), "tag")
+  return req
+end
+
+--------------------------------------------------------------------------- responses --
+
+local PHRASES = setmetatable({}, { __index = function(_, code)
+  local ok, sip = pcall(require, "sip")
+  local t = ok and type(sip) == "table" and sip.C and sip.C.REASON_PHRASE
+  return t and t[code] or "Unknown"
+end })
+
+local function header_list(headers)
+  local out = {}
+  if headers == nil then return out end
+  if headers[1] ~= nil or next(headers) == nil then
+    for _, pair in ipairs(headers) do out[#out + 1] = { pair[1], pair[2] } end
+  else
+    for name, value in pairs(headers) do
+      if value ~= false then out[#out + 1] = { name, value } end
+    end
+    table.sort(out, function(a, b) return a[1] < b[1] end)
+  end
+  return out
+end
+
+local OPTION = { reason = true, headers = true, body = true, raw_extra = true, content_length = true,
+                 omit = true, branch = true, cseq = true, call_id = true, method = true, to_tag = true }
+
+--- Builds the raw response to request `req` (see the options at the top of the file).
+function testing.response_for(req, code, opts)
+  opts = opts or {}
+  local omit = {}
+  for _, name in ipairs(opts.omit or {}) do omit[canon(name)] = true end
+  local lines = { string.format("SIP/2.0 %d %s", code, opts.reason or PHRASES[code]) }
+  local function add(name, value)
+    if not omit[canon(name)] then lines[#lines + 1] = name .. ": " .. tostring(value) end
+  end
+  for i, via in ipairs(req._headers.via or {}) do
+    if i == 1 and opts.branch then via = via:gsub("branch=[^;,%s]*", "branch=" .. opts.branch, 1) end
+    add("Via", via)
+  end
+  add("From", req:header("From"))
+  local to = req:header("To") or ""
+  if not param(to, "tag") then to = to .. ";tag=" .. (opts.to_tag or "vt1") end
+  add("To", to)
+  add("Call-ID", opts.call_id or req.call_id)
+  add("CSeq", string.format("%s %s", opts.cseq or req.cseq, opts.method or req.cseq_method))
+  for _, pair in ipairs(header_list(opts.headers)) do add(pair[1], pair[2]) end
+  local shorthand = {} -- reply(req, 200, { ["SIP-ETag"] = "e1", Expires = 60 })
+  for k, v in pairs(opts) do
+    if type(k) == "string" and not OPTION[k] and v ~= false then shorthand[k] = v end
+  end
+  for _, pair in ipairs(header_list(shorthand)) do add(pair[1], pair[2]) end
+  local extra = opts.raw_extra
+  if type(extra) == "string" then extra = { extra } end
+  for _, line in ipairs(extra or {}) do lines[#lines + 1] = line end
+  local body = opts.body or ""
+  add("Content-Length", opts.content_length or #body)
+  return table.concat(lines, "\r\n") .. "\r\n\r\n" .. body
+end
+
+-------------------------------------------------------------------------------- net --
+
+local Net = {}
+Net.__index = Net
+
+function Net:sent()
+  local out = {}
+  for _, d in ipairs(self.core:_vsent()) do out[#out + 1] = testing.parse(d.data, d.host, d.port) end
+  return out
+end
+
+local function describe(list)
+  if #list == 0 then return "nothing" end
+  local out = {}
+  for i, r in ipairs(list) do out[i] = string.format("  %d. %s", i, tostring(r)) end
+  return #list .. " requests:\n" .. table.concat(out, "\n")
+end
+
+function Net:take()
+  local list = self:sent()
+  if #list ~= 1 then
+    error(string.format("expected exactly one request at t=%gs, sent %s", self:now(), describe(list)), 2)
+  end
+  return list[1]
+end
+
+function Net:none()
+  local list = self:sent()
+  if #list ~= 0 then
+    error(string.format("expected no request at t=%gs, sent %s", self:now(), describe(list)), 2)
+  end
+  return true
+end
+
+function Net:response_for(req, code, opts) return testing.response_for(req, code, opts) end
+
+function Net:reply(req, code, opts)
+  local raw = testing.response_for(req, code, opts)
+  self.core:_vreceive(raw)
+  return raw
+end
+
+function Net:receive(data, host, port)
+  if host ~= nil then self.core:_vreceive(data, host, port) else self.core:_vreceive(data) end
+end
+
+function Net:advance(seconds)
+  assert(type(seconds) == "number" and seconds >= 0, "advance: seconds must be a number >= 0")
+  self.core:_vadvance(math.floor(seconds * 1000 + 0.5))
+end
+
+function Net:now() return self.core:_vnow() / 1000 end
+
+function Net:fail_sends(n) self.core:_vfail(n or 1) end
+
+--------------------------------------------------------------------------- entry points --
+
+function testing.new_ua(config)
+  local cfg = {}
+  for k, v in pairs(config or {}) do cfg[k] = v end
+  if cfg.transport ~= nil and cfg.transport ~= "virtual" then
+    error("sip.testing: transport must be \"virtual\" (or left out)", 2)
+  end
+  cfg.uri = cfg.uri or "sip:alice@example.com"
+  if cfg.outbound_proxy == nil then
+    cfg.outbound_proxy = "sip:127.0.0.1:5060"
+  elseif cfg.outbound_proxy == false then -- no proxy: requests go to the target's host
+    cfg.outbound_proxy = nil
+  end
+  cfg.transport = "virtual"
+  local ua = require("sip").UA.new(cfg)
+  return ua, setmetatable({ ua = ua, core = ua._core }, Net)
+end
+
+function testing.record(ctx)
+  local list = {}
+  for _, name in ipairs { "progress", "published", "failed", "unpublished" } do
+    ctx:on(name, function(response, cause)
+      list[#list + 1] = { event = name, status = response and response.status_code,
+                          cause = cause, response = response }
+    end)
+  end
+  return list
+end
+
+return testing

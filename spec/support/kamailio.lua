@@ -1,0 +1,385 @@
+-- Kamailio as a real Event State Compositor for the integration specs.
+--
+--   local K = require "support.kamailio"
+--   local ok, why = K.available()
+--   local k = K.start { min_expires = 60 }     -- fresh temp dir, fresh SQLite db, own port
+--   k.port, k.uri, k.log, k.dir
+--   k:presentities()                          -- rows of the presentity table
+--   k:query(sql)                              -- rows (tables keyed by column name)
+--   k:wait_presentities(pred, seconds)        -- polls until pred(rows) holds
+--   k:restart { fresh_db = true }             -- same port; all published state lost
+--   k:stop()                                  -- always call it (finally/teardown)
+--
+-- Kamailio runs in the foreground of a background shell job (-DD -E), on 127.0.0.1 only,
+-- with the config in spec/kamailio/kamailio.cfg; the port, the database URL and the
+-- minimum Expires are given on the command line (-l, -A).
+local M = {}
+
+local SCHEMAS = {
+  "/usr/share/kamailio/db_sqlite/standard-create.sql",
+  "/usr/share/kamailio/db_sqlite/presence-create.sql",
+}
+local START_TIMEOUT = 10 -- seconds until the UDP worker reports it is ready
+local STOP_TIMEOUT = 5   -- seconds between SIGTERM and SIGKILL
+local READY_MARK = "ESC: ready"
+-- Column and row separators for sqlite3 output (ASCII unit/record separators), so that
+-- bodies with newlines or '|' come back intact.
+local US, RS = "\31", "\30"
+
+-- ---- shell helpers --------------------------------------------------------------------
+
+local function quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- Helper processes (kamailio, sqlite3, ps, sleep) run without the sanitizer runtime that
+-- `make asan` preloads into the Lua process: under it some of them hang (ps) or fail.
+local CLEAN_ENV = "unset LD_PRELOAD ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS; "
+
+local function sh(cmd)
+  local ok = os.execute(CLEAN_ENV .. cmd)
+  return ok == true or ok == 0
+end
+
+local function capture(cmd)
+  local p = assert(io.popen(CLEAN_ENV .. cmd, "r"))
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok
+end
+
+local function sleep(seconds)
+  sh("sleep " .. seconds)
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Calls fn() every `step` seconds until it returns a truthy value or `timeout` seconds
+-- have passed; returns that value, or nil on timeout.
+local function poll(timeout, step, fn)
+  local tries = math.max(1, math.ceil(timeout / step))
+  for i = 1, tries do
+    local v = fn()
+    if v then return v end
+    if i < tries then sleep(step) end
+  end
+  return nil
+end
+
+-- ---- locations ------------------------------------------------------------------------
+
+local function this_dir()
+  local src = debug.getinfo(1, "S").source
+  local path = src:sub(1, 1) == "@" and src:sub(2) or "spec/support/kamailio.lua"
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  if dir:sub(1, 1) ~= "/" then
+    local cwd = capture("pwd"):gsub("%s+$", "")
+    dir = cwd .. "/" .. dir
+  end
+  return dir
+end
+
+M.config = this_dir() .. "/../kamailio/kamailio.cfg"
+
+local function kamailio_bin()
+  local path = capture("command -v kamailio 2>/dev/null"):gsub("%s+$", "")
+  if path == "" then return nil end
+  return path
+end
+
+-- ---- processes and ports --------------------------------------------------------------
+
+-- A process that is gone or a zombie (PID 1 in a container may never reap it).
+local function alive(pid)
+  local stat = read_file("/proc/" .. pid .. "/stat")
+  if not stat then return false end
+  local state = stat:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
+end
+
+local function children(pid)
+  local out = capture("ps -o pid= --ppid " .. pid .. " 2>/dev/null")
+  local list = {}
+  for p in out:gmatch("%d+") do list[#list + 1] = tonumber(p) end
+  return list
+end
+
+-- True when some socket is bound to UDP `port` (any address), from /proc/net/udp.
+local function udp_port_bound(port)
+  local want = (":%04X "):format(port)
+  for _, file in ipairs { "/proc/net/udp", "/proc/net/udp6" } do
+    local t = read_file(file)
+    if t then
+      for line in t:gmatch("[^\n]+") do
+        local loc = line:match("^%s*%d+:%s+(%x+:%x+ )")
+        if loc and loc:sub(-6) == want then return true end
+      end
+    end
+  end
+  return false
+end
+
+local function pick_port()
+  for _ = 1, 200 do
+    local port = math.random(20000, 59999)
+    if not udp_port_bound(port) then return port end
+  end
+  error("support.kamailio: no free UDP port found")
+end
+
+-- ---- database -------------------------------------------------------------------------
+
+-- A new SQLite database from the shipped schemas, in WAL mode so that the specs can read
+-- while Kamailio writes.
+local function create_db(path)
+  sh("rm -f " .. quote(path) .. " " .. quote(path .. "-wal") .. " " .. quote(path .. "-shm"))
+  local cmd = ("cat %s %s | sqlite3 -bail %s && sqlite3 %s 'PRAGMA journal_mode=WAL;' >/dev/null")
+    :format(quote(SCHEMAS[1]), quote(SCHEMAS[2]), quote(path), quote(path))
+  if not sh(cmd) then error("support.kamailio: cannot create the database " .. path) end
+end
+
+local function split(s, sep)
+  local out, pos = {}, 1
+  while true do
+    local i = s:find(sep, pos, true)
+    if not i then
+      out[#out + 1] = s:sub(pos)
+      return out
+    end
+    out[#out + 1] = s:sub(pos, i - 1)
+    pos = i + #sep
+  end
+end
+
+-- Runs `sql` with the sqlite3 CLI; returns an array of rows, each a table keyed by column
+-- name (values are strings; NULL is "").
+local function sqlite_query(db, sql)
+  local cmd = ("sqlite3 -bail -header -cmd '.timeout 3000' -separator %s -newline %s %s %s 2>&1")
+    :format(quote(US), quote(RS), quote(db), quote(sql))
+  local out, ok = capture(cmd)
+  if not ok then error("support.kamailio: sqlite3 failed: " .. out, 3) end
+  local rows = {}
+  if out == "" then return rows end
+  local records = split(out, RS)
+  if records[#records] == "" then records[#records] = nil end
+  local names = split(records[1], US)
+  for i = 2, #records do
+    local fields, row = split(records[i], US), {}
+    for j, name in ipairs(names) do row[name] = fields[j] end
+    rows[#rows + 1] = row
+  end
+  return rows
+end
+
+-- ---- availability ---------------------------------------------------------------------
+
+-- true, or false and the reason: the kamailio binary, the modules the config loads
+-- (checked by `kamailio -c`), the SQLite schemas and the sqlite3 CLI.
+function M.available()
+  local bin = kamailio_bin()
+  if not bin then return false, "kamailio is not installed" end
+  if capture("command -v sqlite3 2>/dev/null") == "" then
+    return false, "the sqlite3 CLI is not installed"
+  end
+  for _, schema in ipairs(SCHEMAS) do
+    if not file_exists(schema) then return false, "missing " .. schema end
+  end
+  local out, ok = capture(("cd /tmp && %s -c -f %s 2>&1"):format(quote(bin), quote(M.config)))
+  if not ok then
+    return false, "kamailio -c rejects the config (modules missing?): " .. out:sub(-600)
+  end
+  return true
+end
+
+-- ---- the server object ----------------------------------------------------------------
+
+local Server = {}
+Server.__index = Server
+
+local function command_line(self)
+  return table.concat({
+    quote(self.bin), "-f", quote(M.config), "-DD", "-E", "-m", "256", "-M", "16",
+    "-P", quote(self.dir .. "/kamailio.pid"), "-Y", quote(self.dir .. "/run"),
+    "-w", quote(self.dir), "-l", quote(("udp:127.0.0.1:%d"):format(self.port)),
+    "-A", quote(('DBURL="sqlite:///%s"'):format(self.db)),
+    "-A", quote(("MIN_EXPIRES=%d"):format(self.min_expires)),
+    self.debug and ("--debug=" .. self.debug) or "",
+  }, " ")
+end
+
+function Server:log_tail(n)
+  local text = read_file(self.log) or ""
+  local lines = split(text, "\n")
+  local first = math.max(1, #lines - (n or 30))
+  return table.concat(lines, "\n", first)
+end
+
+-- Launches Kamailio and waits until its UDP worker is ready; false and a reason if it
+-- exits or does not get ready in time.
+function Server:_launch()
+  local f = assert(io.open(self.log, "ab"))
+  f:write(("---- start on port %d\n"):format(self.port))
+  f:close()
+  local cmd = ("%s >>%s 2>&1 </dev/null & echo $!"):format(command_line(self), quote(self.log))
+  local pid = tonumber((capture(cmd)))
+  if not pid then return false, "could not start kamailio" end
+  self.pid = pid
+  local marks_before = self._ready_marks or 0
+  local ready = poll(START_TIMEOUT, 0.05, function()
+    if not alive(pid) then return "exited" end
+    local _, count = (read_file(self.log) or ""):gsub(READY_MARK, "")
+    if count > marks_before then
+      self._ready_marks = count
+      return "ready"
+    end
+  end)
+  if ready == "ready" then return true end
+  self:_kill()
+  return false, ready == "exited" and "kamailio exited" or "kamailio did not get ready"
+end
+
+-- SIGTERM, then SIGKILL after STOP_TIMEOUT; also the workers, should the main process
+-- die before them. Waits until the port is released.
+function Server:_kill()
+  local pid = self.pid
+  if not pid then return end
+  self.pid = nil
+  local workers = children(pid)
+  if alive(pid) then sh("kill -TERM " .. pid .. " 2>/dev/null") end
+  local gone = poll(STOP_TIMEOUT, 0.05, function() return not alive(pid) end)
+  if not gone then sh("kill -KILL " .. pid .. " 2>/dev/null") end
+  for _, w in ipairs(workers) do
+    if alive(w) then sh("kill -KILL " .. w .. " 2>/dev/null") end
+  end
+  poll(STOP_TIMEOUT, 0.05, function() return not udp_port_bound(self.port) end)
+end
+
+-- Rows of `sql` against the live database.
+function Server:query(sql)
+  return sqlite_query(self.db, sql)
+end
+
+-- The presentity table: username, domain, event, etag, expires (a number), body.
+function Server:presentities()
+  local rows = self:query("SELECT username, domain, event, etag, expires, body " ..
+                          "FROM presentity ORDER BY id")
+  for _, r in ipairs(rows) do r.expires = tonumber(r.expires) end
+  return rows
+end
+
+-- Polls the presentity table until pred(rows) is true (Kamailio deletes a removed row just
+-- after sending the 200). Returns the last rows and whether pred held.
+function Server:wait_presentities(pred, timeout)
+  local last
+  local ok = poll(timeout or 2, 0.05, function()
+    last = self:presentities()
+    return pred(last)
+  end)
+  return last, ok ~= nil
+end
+
+local NULL_PV = "<null>"
+
+local function pv(v)
+  if v == nil or v == NULL_PV or v == "" then return nil end
+  return v
+end
+
+local function parse_request_line(line)
+  local fields = {}
+  for key, value in line:gmatch("(%w[%w%-]*)=(%S*)") do fields[key] = value end
+  return {
+    ruri = pv(fields.ruri), event = pv(fields.event), expires = tonumber(pv(fields.expires)),
+    if_match = pv(fields["if-match"]), content_type = pv(fields.ctype),
+    length = tonumber(pv(fields.length)) or 0, cseq = tonumber(pv(fields.cseq)),
+    call_id = pv(fields.callid), branch = pv(fields.branch),
+  }
+end
+
+-- The PUBLISH requests the running Kamailio received since its last (re)start, in order,
+-- as logged by the config (one line each): ruri, event, expires, if_match, content_type,
+-- length, cseq, call_id, branch. UDP retransmissions (same branch) are listed once.
+function Server:requests()
+  local text = read_file(self.log) or ""
+  local start = 1
+  for pos in text:gmatch("()%-%-%-%- start on port") do start = pos end
+  local list, seen = {}, {}
+  for line in text:sub(start):gmatch("ESC: PUBLISH ([^\n]*)") do
+    local req = parse_request_line(line)
+    local key = req.branch and (req.branch .. " " .. tostring(req.cseq))
+    if not key or not seen[key] then
+      if key then seen[key] = true end
+      list[#list + 1] = req
+    end
+  end
+  return list
+end
+
+-- Stops Kamailio and starts it again on the same port; with fresh_db the database is
+-- recreated, so every entity-tag handed out before is unknown afterwards.
+function Server:restart(opts)
+  opts = opts or {}
+  self:_kill()
+  if opts.fresh_db then create_db(self.db) end
+  local ok, why = self:_launch()
+  if not ok then error("support.kamailio: restart failed: " .. why .. "\n" .. self:log_tail()) end
+  return self
+end
+
+-- Stops Kamailio (bounded) and removes its temp dir unless SIP_KEEP_KAMAILIO is set.
+-- Idempotent.
+function Server:stop()
+  if self.stopped then return end
+  self.stopped = true
+  self:_kill()
+  if not os.getenv("SIP_KEEP_KAMAILIO") and self.dir:match("^/tmp/lua%-sip%-kamailio%.") then
+    sh("rm -rf " .. quote(self.dir))
+  end
+end
+
+Server.__gc = function(self) self:stop() end
+
+-- Starts a fresh Kamailio. opts: port (default: a free one), min_expires (default 60),
+-- debug (Kamailio log level, default the config's 2).
+function M.start(opts)
+  opts = opts or {}
+  local bin = kamailio_bin()
+  if not bin then error("support.kamailio: kamailio is not installed", 2) end
+  local dir = capture("mktemp -d /tmp/lua-sip-kamailio.XXXXXX"):gsub("%s+$", "")
+  if dir == "" then error("support.kamailio: mktemp failed", 2) end
+  sh("mkdir -p " .. quote(dir .. "/run"))
+  local self = setmetatable({
+    bin = bin, dir = dir, db = dir .. "/presence.db", log = dir .. "/kamailio.log",
+    min_expires = opts.min_expires or 60, debug = opts.debug,
+  }, Server)
+  create_db(self.db)
+  -- An automatic port may be taken between the check and the bind: try a few.
+  local attempts = opts.port and 1 or 5
+  local why
+  for _ = 1, attempts do
+    self.port = opts.port or pick_port()
+    local ok
+    ok, why = self:_launch()
+    if ok then
+      self.uri = ("sip:127.0.0.1:%d"):format(self.port)
+      return self
+    end
+  end
+  local tail = self:log_tail()
+  self:stop()
+  error("support.kamailio: " .. why .. "\n" .. tail, 2)
+end
+
+return M

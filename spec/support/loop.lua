@@ -1,0 +1,48 @@
+-- Bounded runs of the sip event loop for specs that talk to real sockets.
+--
+--   local loop = require "support.loop"
+--   local ok = loop.run_until(function() return #events >= 2 end, 5)
+--   local ok = loop.run_until(nil, 5)   -- sip.run() until nothing is left to do
+--
+-- Returns true when the predicate held (or, without one, when sip.run() returned by
+-- itself), false when the time ran out first.
+local sip = require "sip"
+
+local M = {}
+
+local function until_predicate(pred, timed_out)
+  while not pred() and not timed_out() do
+    if not sip.run_once() and not pred() then
+      return false -- nothing left that could make it true
+    end
+  end
+  return pred() and true or false
+end
+
+-- A guard timer that does not keep the loop alive by itself (so that sip.run() can
+-- return when the user agents are done), stopping the loop when it fires.
+local function guard(seconds, on_fire, keep_alive)
+  local t = sip.timer(seconds, function()
+    on_fire()
+    sip.stop()
+  end)
+  if not keep_alive then t:unref() end
+  return t
+end
+
+function M.run_until(pred, timeout)
+  local fired = false
+  local timed_out = function() return fired end
+  if pred == nil then
+    local g = guard(timeout, function() fired = true end, false)
+    sip.run()
+    g:stop()
+    return not fired
+  end
+  local g = guard(timeout, function() fired = true end, true)
+  local ok = until_predicate(pred, timed_out)
+  g:stop()
+  return ok
+end
+
+return M
