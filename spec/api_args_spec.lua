@@ -169,6 +169,27 @@ describe("ua:publish rejects bad arguments and sends nothing", function()
     raises_naming("content_type", publish, S.TARGET, "presence", "B1", { content_type = "text/plain" })
   end)
 
+  it("a long (600-character) uri and target: sent in full, or refused at the call", function()
+    local long = "sip:" .. string.rep("a", 600) .. "@example.com"
+    local ua2, net2 = testing.new_ua { uri = long }
+    local ok, ctx = pcall(ua2.publish, ua2, long, "presence", "B1")
+    if not ok then
+      assert.is_truthy(tostring(ctx):find("target", 1, true), tostring(ctx))
+      net2:none()
+      return
+    end
+    local req = net2:take()
+    assert.are.equal(long, req.uri)
+    assert.are.equal("<" .. long .. ">", req:header("To"))
+    assert.is_truthy(req:header("From"):find("<" .. long .. ">", 1, true), req:header("From"))
+  end)
+
+  it("a long (3000-character) SIP-ETag is echoed in full", function()
+    local t = S.published(nil, string.rep("x", 3000))
+    t.ctx:publish()
+    S.refresh(t.net:take(), string.rep("x", 3000), 3600)
+  end)
+
   it("a good call after bad ones still works", function()
     pcall(publish, S.TARGET, "presence", "B1", { expires = 0 })
     net:none()
@@ -328,6 +349,33 @@ describe("handlers", function()
     t.ctx:once("published", function() t.ctx:close() end)
     S.ok(t.net, m, "e2", 3600)
     S.remove(t.net:take(), "e2")
+  end)
+
+  it("a handler may close the whole UA: the remove goes out", function()
+    local t = S.start()
+    t.ctx:once("published", function() t.ua:close() end)
+    S.ok(t.net, t.req, "e1", 3600)
+    S.remove(t.net:take(), "e1")
+    assert.is_true(t.ua.closed)
+  end)
+
+  it("an error in a handler run by a timer goes to sip.on_error; later timers still fire", function()
+    local errors = {}
+    sip.on_error = function(msg) errors[#errors + 1] = tostring(msg) end
+    local ua, net = testing.new_ua()
+    local a = S.start { ua = ua, net = net }
+    local b = S.published({ ua = ua, net = net, options = { expires = 40 } }, "eb", 40)
+    a.ctx:on("failed", function() error("timer boom") end)
+    net:advance(36) -- Timer F of a at 32 s, then b's refresh at 36 s
+    assert.are.equal(1, #errors)
+    assert.is_truthy(errors[1]:find("timer boom", 1, true), errors[1])
+    S.events(a.rec, { "failed(nil,Request Timeout)", "unpublished(nil,Request Timeout)" })
+    local found
+    for _, r in ipairs(net:sent()) do
+      if r.call_id == b.req.call_id then found = r end
+    end
+    assert.is_not_nil(found, "b's refresh went out")
+    S.refresh(found, "eb", 40)
   end)
 
   it("a handler that raises on failed does not stop unpublished", function()

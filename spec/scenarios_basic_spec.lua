@@ -77,6 +77,17 @@ describe("A. basic operations", function()
     S.refresh(r, "e1", 3600)
   end)
 
+  it("#5 a huge Expires (2147483647) does not make the refresh fire early (no timer overflow)", function()
+    local t = S.published({ options = { expires = 2147483647 } }, "e1", 2147483647)
+    S.quiet(t.net, 30 * 86400)
+    assert.are.equal("e1", t.ctx.etag)
+  end)
+
+  it("#4 a granted Expires of 1 s: refresh at 0.9 s", function()
+    local t = S.published(nil, "e1", 1)
+    S.refresh(S.fires_at(t.net, 0.9), "e1", 3600)
+  end)
+
   it("#6 a 200 without Expires: refresh at 0.9 x the requested value (3240 s)", function()
     local t = S.start()
     S.ok(t.net, t.req, "e1", nil)
@@ -115,6 +126,12 @@ describe("A. basic operations", function()
     S.refresh(S.fires_at(t.net, 3250), "e2", 3600)
   end)
 
+  it("#8 publish(\"\") with an etag is a refresh too (publish-spec §4)", function()
+    local t = S.published()
+    t.ctx:publish("")
+    S.refresh(t.net:take(), "e1", 3600)
+  end)
+
   describe("#9 publish() with no body and no etag", function()
     it("after a failed initial: a Lua error, nothing sent, no event", function()
       local t = S.start()
@@ -132,6 +149,15 @@ describe("A. basic operations", function()
       S.ok(t.net, t.net:take(), nil, 0)
       S.events(t.rec, { "unpublished(200,OK)" })
       assert.has_error(function() t.ctx:publish() end)
+      t.net:none()
+      assert.are.same({}, t.rec)
+    end)
+
+    it("publish(\"\") without an etag: a Lua error, nothing sent", function()
+      local t = S.start()
+      t.net:reply(t.req, 489)
+      S.clear(t.rec)
+      assert.has_error(function() t.ctx:publish("") end)
       t.net:none()
       assert.are.same({}, t.rec)
     end)
@@ -293,6 +319,21 @@ describe("A. basic operations", function()
       for i, n in ipairs(names) do pos[n] = pos[n] or i end
       assert.is_true(pos["priority"] < pos["event"], table.concat(names, ","))
       assert.is_true(pos["priority"] < pos["expires"], table.concat(names, ","))
+    end)
+
+    it("an extra header naming a header the library writes never makes it appear twice", function()
+      for _, h in ipairs { "Event: dialog", "Expires: 5", "SIP-If-Match: x", "Content-Type: a/b", "o: dialog" } do
+        local ua, net = testing.new_ua()
+        local ok = pcall(ua.publish, ua, S.TARGET, "presence", "B1", { extraHeaders = { h } })
+        if ok then
+          local req = net:take()
+          for _, name in ipairs { "Event", "Expires", "SIP-If-Match", "Content-Type" } do
+            assert.is_true(#req:headers(name) <= 1, h .. ": " .. name .. " twice")
+          end
+        else
+          net:none()
+        end
+      end
     end)
 
     it("the caller's extraHeaders table is not modified", function()

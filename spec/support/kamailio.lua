@@ -93,6 +93,13 @@ end
 
 M.config = this_dir() .. "/../kamailio/kamailio.cfg"
 
+-- The pid of this Lua process: the parent of the shell io.popen starts.
+local lua_pid
+function M.lua_pid()
+  if not lua_pid then lua_pid = tonumber((capture("echo $PPID"))) end
+  return lua_pid
+end
+
 local function kamailio_bin()
   local path = capture("command -v kamailio 2>/dev/null"):gsub("%s+$", "")
   if path == "" then return nil end
@@ -232,7 +239,12 @@ function Server:_launch()
   local f = assert(io.open(self.log, "ab"))
   f:write(("---- start on port %d\n"):format(self.port))
   f:close()
-  local cmd = ("%s >>%s 2>&1 </dev/null & echo $!"):format(command_line(self), quote(self.log))
+  -- A watchdog beside it sends SIGTERM should this Lua process die without stop()
+  -- (killed by a timeout, interrupted): no Kamailio outlives the suite.
+  local cmd = ("%s >>%s 2>&1 </dev/null & kp=$!; echo $kp; " ..
+               "(while kill -0 %d 2>/dev/null && kill -0 $kp 2>/dev/null; do sleep 1; done; " ..
+               "kill -TERM $kp 2>/dev/null) >/dev/null 2>&1 </dev/null &")
+    :format(command_line(self), quote(self.log), M.lua_pid())
   local pid = tonumber((capture(cmd)))
   if not pid then return false, "could not start kamailio" end
   self.pid = pid

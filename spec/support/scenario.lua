@@ -5,16 +5,9 @@ local assert = require "luassert"
 
 local S = {}
 
-S.AOR = "sip:alice@example.com"
 S.TARGET = "sip:alice@example.com"
 S.EVENT = "presence"
 S.CTYPE = "application/pidf+xml"
-
-local function copy(t)
-  local out = {}
-  for k, v in pairs(t or {}) do out[k] = v end
-  return out
-end
 
 -- "published(200,OK)", "failed(nil,Request Timeout)": one string per recorded event.
 function S.format(rec)
@@ -49,7 +42,7 @@ function S.start(o)
     options = { contentType = S.CTYPE, expires = 3600 }
     for k, v in pairs(o.options or {}) do options[k] = v end
   end
-  local ua, net = o.ua or nil, o.net or nil
+  local ua, net = o.ua, o.net
   if not ua then ua, net = testing.new_ua() end
   local ctx = ua:publish(o.target or S.TARGET, o.event or S.EVENT, o.body or "B1", options)
   local t = { ua = ua, net = net, ctx = ctx, rec = testing.record(ctx) }
@@ -175,5 +168,4 @@ function S.retransmission(req, orig)
   assert.are.equal(orig.data, req.data, "a retransmission is identical to the original")
 end
 
-S.copy = copy
 return S
