@@ -28,7 +28,7 @@ static const struct { int code; const char *phrase; } phrases[] = {
   {484, "Address Incomplete"}, {485, "Ambiguous"}, {486, "Busy Here"},
   {487, "Request Terminated"}, {488, "Not Acceptable Here"}, {489, "Bad Event"},
   {491, "Request Pending"}, {493, "Undecipherable"}, {494, "Security Agreement Required"},
-  {500, "Internal Server Error"}, {501, "Not Implemented"}, {502, "Bad Gateway"},
+  {500, "Server Internal Error"}, {501, "Not Implemented"}, {502, "Bad Gateway"},
   {503, "Service Unavailable"}, {504, "Server Time-out"}, {505, "Version Not Supported"},
   {513, "Message Too Large"}, {580, "Precondition Failure"},
   {600, "Busy Everywhere"}, {603, "Decline"}, {604, "Does Not Exist Anywhere"},

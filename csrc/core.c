@@ -665,6 +665,11 @@ void sipub_global_init(void)
   static int done; /* libosip2's parser tables: one-time and read-only afterwards */
   if (!done) {
     parser_init();
+    /* libosip2 would print parse errors of hostile or broken datagrams to stderr: give
+     * its tracer no output and no level (its trace state is process-wide). */
+    osip_trace_initialize(TRACE_LEVEL0, NULL);
+    for (int level = 0; level < END_TRACE_LEVEL; level++)
+      osip_trace_disable_level((osip_trace_level_t)level);
     done = 1;
   }
 }
@@ -724,6 +729,11 @@ void sipub_ua_free(sipub_ua *ua)
 void sipub_ua_close(sipub_ua *ua)
 {
   ua->closing = 1;
+}
+
+size_t sipub_ua_pending(const sipub_ua *ua)
+{
+  return ua->evq_len;
 }
 
 int sipub_ua_busy(const sipub_ua *ua)

@@ -251,6 +251,7 @@ typedef struct lua_ua {
   size_t nvsent, capvsent;
   char *proxy_host;
   int proxy_port;
+  uv_timer_t *defer; /* delivers the events of user calls on the next loop turn */
   int self_ref;
   int draining, closing, closed;
 } lua_ua;
@@ -292,7 +293,7 @@ static void push_response(lua_State *L, const sipub_response *r)
 
 static void check_closed(lua_State *L, lua_ua *u)
 {
-  if (u->closing && !u->closed && !sipub_ua_busy(u->core)) {
+  if (u->closing && !u->closed && !sipub_ua_busy(u->core) && !sipub_ua_pending(u->core)) {
     u->closed = 1;
     if (u->drv) {
       sipub_uv_close(u->drv);
@@ -345,6 +346,29 @@ static void after_io(void *ud)
 {
   lua_ua *u = ud;
   drain(u->L, u);
+}
+
+static void on_defer(uv_timer_t *t)
+{
+  lua_ua *u = t->data;
+  drain(u->L, u);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+  free(h);
+}
+
+/* After a user call: its events (a send that failed at once, say) are not delivered inside
+ * the call, where the caller may not have attached handlers yet, but on the next loop turn
+ * (virtual transport: the next advance or receive). Inside a handler, the dispatch loop
+ * running below delivers them. */
+static void settle(lua_State *L, lua_ua *u)
+{
+  if (!u->core || u->draining) return;
+  check_closed(L, u);
+  if (u->drv) sipub_uv_sync(u->drv);
+  if (u->defer && sipub_ua_pending(u->core)) uv_timer_start(u->defer, on_defer, 0, 0);
 }
 
 /* In-memory transport: datagrams are kept for _vsent(); _vfail(n) makes sends fail. */
@@ -464,6 +488,12 @@ static int l_ua_new(lua_State *L)
   if (!u->core) return luaL_error(L, "sip.UA.new: cannot create the user agent");
   if (u->drv && sipub_uv_start(u->drv, u->core, after_io, u) != 0)
     return luaL_error(L, "sip.UA.new: cannot receive on the UDP socket");
+  if (u->drv) {
+    u->defer = malloc(sizeof *u->defer);
+    if (!u->defer) return luaL_error(L, "out of memory");
+    uv_timer_init(lsipub_loop(L), u->defer);
+    u->defer->data = u;
+  }
   lua_pushvalue(L, -1);
   u->self_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* an open UA is never collected */
   return 1;
@@ -477,6 +507,10 @@ static void ua_time(lua_ua *u)
 static int l_ua_gc(lua_State *L)
 {
   lua_ua *u = luaL_checkudata(L, 1, UA_MT);
+  if (u->defer) {
+    uv_close((uv_handle_t *)u->defer, free_handle);
+    u->defer = NULL;
+  }
   if (u->drv) {
     sipub_uv_close(u->drv);
     u->drv = NULL;
@@ -504,7 +538,7 @@ static int l_ua_close(lua_State *L)
     u->closing = 1;
     sipub_ua_close(u->core);
   }
-  drain(L, u);
+  settle(L, u);
   return 0;
 }
 
@@ -580,7 +614,7 @@ static lua_pub *check_pub(lua_State *L)
 
 static int pub_result(lua_State *L, lua_pub *lp, int rc)
 {
-  drain(L, lp->ua);
+  settle(L, lp->ua);
   if (lp->ua->core) maybe_unanchor(L, lp);
   if (rc == SIPUB_OK) {
     lua_pushboolean(L, 1);
@@ -684,6 +718,7 @@ static int l_vadvance(lua_State *L)
   lua_Integer ms = luaL_checkinteger(L, 2);
   luaL_argcheck(L, ms >= 0, 2, "cannot go back in time");
   uint64_t target = u->vnow + (uint64_t)ms;
+  drain(L, u); /* events of earlier user calls */
   for (;;) {
     if (!u->core) break;
     uint64_t d = sipub_ua_next_deadline(u->core);

@@ -3,6 +3,7 @@
 #include "message.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +41,35 @@ static int set_uri(osip_message_t *m, const char *ruri)
   return 0;
 }
 
+/* snprintf into a buffer of the right size: URIs and tags have no length limit here. */
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+  va_list ap;
+  va_start(ap, f);
+  int n = vsnprintf(NULL, 0, f, ap);
+  va_end(ap);
+  if (n < 0) return NULL;
+  char *s = malloc((size_t)n + 1);
+  if (!s) return NULL;
+  va_start(ap, f);
+  vsnprintf(s, (size_t)n + 1, f, ap);
+  va_end(ap);
+  return s;
+}
+
+/* Sets one header from a formatted value; libosip2 copies what it keeps. */
+static int set_fmt(int (*setter)(osip_message_t *, const char *), osip_message_t *m, char *value)
+{
+  int rc = value ? setter(m, value) : -1;
+  free(value);
+  return rc == 0 ? 0 : -1;
+}
+
 int msg_build_request(const msg_request *r, char **out, size_t *len)
 {
   osip_message_t *m = NULL;
-  char buf[512];
+  char num[32];
   int rc = -1;
 
   if (osip_message_init(&m) != 0) return -1;
@@ -51,24 +77,25 @@ int msg_build_request(const msg_request *r, char **out, size_t *len)
   osip_message_set_version(m, osip_strdup("SIP/2.0"));
   if (set_uri(m, r->ruri) != 0) goto done;
 
-  snprintf(buf, sizeof buf, "SIP/2.0/%s %s:%d;branch=" MSG_BRANCH_PREFIX "%016llx;rport",
-           r->reliable ? "TCP" : "UDP", r->via_host, r->via_port, (unsigned long long)r->branch);
-  if (osip_message_set_via(m, buf) != 0) goto done;
+  if (set_fmt(osip_message_set_via, m,
+              fmt("SIP/2.0/%s %s:%d;branch=" MSG_BRANCH_PREFIX "%016llx;rport",
+                  r->reliable ? "TCP" : "UDP", r->via_host, r->via_port,
+                  (unsigned long long)r->branch)) != 0)
+    goto done;
   osip_message_set_max_forwards(m, "70");
-  snprintf(buf, sizeof buf, "<%s>;tag=%s", r->from_uri, r->from_tag);
-  if (osip_message_set_from(m, buf) != 0) goto done;
-  snprintf(buf, sizeof buf, "<%s>", r->to_uri);
-  if (osip_message_set_to(m, buf) != 0) goto done;
+  if (set_fmt(osip_message_set_from, m, fmt("<%s>;tag=%s", r->from_uri, r->from_tag)) != 0)
+    goto done;
+  if (set_fmt(osip_message_set_to, m, fmt("<%s>", r->to_uri)) != 0) goto done;
   if (osip_message_set_call_id(m, r->call_id) != 0) goto done;
-  snprintf(buf, sizeof buf, "%u PUBLISH", (unsigned)r->cseq);
-  osip_message_set_cseq(m, buf);
+  snprintf(num, sizeof num, "%u PUBLISH", (unsigned)r->cseq);
+  osip_message_set_cseq(m, num);
 
   /* Extra headers first, then the RFC 3903 ones, each exactly once. */
   for (size_t i = 0; i < r->n_extra; i++)
     osip_message_set_header(m, r->extra_names[i], r->extra_values[i]);
   osip_message_set_header(m, "Event", r->event);
-  snprintf(buf, sizeof buf, "%d", r->expires);
-  osip_message_set_header(m, "Expires", buf);
+  snprintf(num, sizeof num, "%d", r->expires);
+  osip_message_set_header(m, "Expires", num);
   if (r->etag) osip_message_set_header(m, "SIP-If-Match", r->etag);
   if (r->user_agent) osip_message_set_user_agent(m, r->user_agent);
   if (r->body) {

@@ -120,6 +120,7 @@ void sipub_ua_close(sipub_ua *ua);
 /* True while a transaction is in flight or a request is queued. */
 int sipub_ua_busy(const sipub_ua *ua);
 size_t sipub_ua_count(const sipub_ua *ua); /* live publications */
+size_t sipub_ua_pending(const sipub_ua *ua); /* events waiting for sipub_ua_poll() */
 
 /* ---- publications ------------------------------------------------------------------- */
 

@@ -177,7 +177,7 @@ describe("D. concurrency, queueing and lifecycle", function()
     t.net:advance(20)
     t.net:sent()
     t.net:reply(m, 500)
-    S.events(t.rec, { "failed(500,Internal Server Error)", "unpublished(500,Internal Server Error)" })
+    S.events(t.rec, { "failed(500,Server Internal Error)", "unpublished(500,Server Internal Error)" })
     S.quiet(t.net, 10000)
   end)
 

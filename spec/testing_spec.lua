@@ -248,6 +248,7 @@ describe("net", function()
     net:fail_sends(1)
     ctx:publish("B2")
     net:sent()
+    net:advance(0) -- events of a user call come on the next loop turn
     assert.are.equal("failed", rec[2] and rec[2].event)
     assert.are.equal("Connection Error", rec[2].cause)
     ctx:publish("B3")

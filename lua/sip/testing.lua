@@ -7,7 +7,7 @@
 --   local testing = require "sip.testing"
 --   local ua, net = testing.new_ua()                -- transport = "virtual", clock at 0
 --   local pub = ua:publish("sip:alice@example.com", "presence", "B1")
---   local events = testing.record(pub)              -- { {event=, status=, cause=, response=}, ... }
+--   local events = testing.record(pub)              -- { {event=, status=, cause=, response=} }
 --   local req = net:take()                          -- the one request sent so far, parsed
 --   assert(req:header("Expires") == "3600" and req:header("SIP-If-Match") == nil)
 --   net:reply(req, 200, { ["SIP-ETag"] = "e1", Expires = 3600 })
@@ -44,6 +44,7 @@
 -- Any other string key of opts is a header too (shorthand: { ["SIP-ETag"] = "e1" }).
 
 local testing = {}
+local unpack = table.unpack or unpack -- luacheck: ignore
 
 local COMPACT = {
   v = "via", f = "from", t = "to", i = "call-id", m = "contact", l = "content-length",
@@ -93,7 +94,7 @@ end
 function Request:headers(name)
   local key = canon(name)
   local all = self._headers[key] or {}
-  if key ~= "via" then return { table.unpack(all) } end
+  if key ~= "via" then return { unpack(all) } end
   local out = {}
   for _, v in ipairs(all) do
     for _, one in ipairs(split_commas(v)) do out[#out + 1] = one end
@@ -102,7 +103,9 @@ function Request:headers(name)
 end
 
 function Request:__tostring()
-  local parts = { self.status and ("SIP/2.0 " .. self.status) or ((self.method or "?") .. " " .. (self.uri or "?")) }
+  local first = self.status and ("SIP/2.0 " .. self.status)
+    or ((self.method or "?") .. " " .. (self.uri or "?"))
+  local parts = { first }
   for _, h in ipairs { "CSeq", "Expires", "SIP-If-Match", "Content-Type" } do
     local v = self:header(h)
     if v then parts[#parts + 1] = h .. ": " .. v end
@@ -124,7 +127,7 @@ function testing.parse(data, host, port)
       lines[#lines + 1] = line
     end
   end
-  local req = setmetatable({ data = data, host = host, port = port, _headers = {}, _order = {} }, Request)
+  local req = setmetatable({ data = data, host = host, port = port, _headers = {} }, Request)
   local first = table.remove(lines, 1) or ""
   local status = first:match("^SIP/2%.0 (%d%d%d)")
   if status then
@@ -138,7 +141,6 @@ function testing.parse(data, host, port)
       local key = canon(name)
       req._headers[key] = req._headers[key] or {}
       table.insert(req._headers[key], value)
-      req._order[#req._order + 1] = { name = name, value = value }
     end
   end
   req.body = body ~= "" and body or nil
@@ -177,8 +179,10 @@ local function header_list(headers)
   return out
 end
 
-local OPTION = { reason = true, headers = true, body = true, raw_extra = true, content_length = true,
-                 omit = true, branch = true, cseq = true, call_id = true, method = true, to_tag = true }
+local OPTION = {
+  reason = true, headers = true, body = true, raw_extra = true, content_length = true, omit = true,
+  branch = true, cseq = true, call_id = true, method = true, to_tag = true,
+}
 
 --- Builds the raw response to request `req` (see the options at the top of the file).
 function testing.response_for(req, code, opts)
@@ -190,7 +194,9 @@ function testing.response_for(req, code, opts)
     if not omit[canon(name)] then lines[#lines + 1] = name .. ": " .. tostring(value) end
   end
   for i, via in ipairs(req._headers.via or {}) do
-    if i == 1 and opts.branch then via = via:gsub("branch=[^;,%s]*", "branch=" .. opts.branch, 1) end
+    if i == 1 and opts.branch then
+      via = via:gsub("branch=[^;,%s]*", "branch=" .. opts.branch, 1)
+    end
     add("Via", via)
   end
   add("From", req:header("From"))
@@ -220,7 +226,9 @@ Net.__index = Net
 
 function Net:sent()
   local out = {}
-  for _, d in ipairs(self.core:_vsent()) do out[#out + 1] = testing.parse(d.data, d.host, d.port) end
+  for _, d in ipairs(self.core:_vsent()) do
+    out[#out + 1] = testing.parse(d.data, d.host, d.port)
+  end
   return out
 end
 
@@ -234,7 +242,8 @@ end
 function Net:take()
   local list = self:sent()
   if #list ~= 1 then
-    error(string.format("expected exactly one request at t=%gs, sent %s", self:now(), describe(list)), 2)
+    error(string.format("expected exactly one request at t=%gs, sent %s", self:now(),
+                        describe(list)), 2)
   end
   return list[1]
 end
