@@ -8,13 +8,12 @@ CC          ?= cc
 OPT         ?= -O2 -g
 WARN        := -Wall -Wextra -Werror -Wno-unused-parameter
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(OPT) $(SAN)
-MOD_CFLAGS  := $(BASE_CFLAGS) -I$(LUA_INCDIR) -Icsrc -fvisibility=hidden $(if $(COMP_SRC),,-DLSIPUB_NO_COMPOSITOR)
+MOD_CFLAGS  := $(BASE_CFLAGS) -I$(LUA_INCDIR) -Icsrc -fvisibility=hidden
 LIBS        := -losip2 -losipparser2 -luv
 
 BUILD       ?= build
 CORE_SRC    := csrc/core.c csrc/message.c csrc/causes.c
-COMP_SRC    := $(wildcard csrc/lcompositor.c csrc/compositor.c)
-BIND_SRC    := csrc/lsipub.c csrc/driver_uv.c $(COMP_SRC)
+BIND_SRC    := csrc/lsipub.c csrc/driver_uv.c csrc/lcompositor.c csrc/compositor.c
 CORE_OBJ    := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 BIND_OBJ    := $(BIND_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 HEADERS     := $(wildcard csrc/*.h)
@@ -25,7 +24,7 @@ DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev lua-busted libosip2-dev
 
 .PHONY: all deps test unit check asan valgrind demo clean rock
 
-all: $(BUILD)/sip/core.so $(if $(wildcard csrc/compositor_main.c),$(BUILD)/sip-compositor) $(BUILD)/examples/publish
+all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/examples/publish
 
 # The C example: the core and the libuv driver without Lua.
 $(BUILD)/examples/publish: examples/publish.c $(CORE_OBJ) $(BUILD)/obj/driver_uv.o $(HEADERS)
@@ -40,8 +39,8 @@ $(BUILD)/sip/core.so: $(CORE_OBJ) $(BIND_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN) -o $@ $^ $(LIBS)
 
-$(BUILD)/sip-compositor: csrc/compositor_main.c $(BUILD)/obj/compositor.o $(BUILD)/obj/causes.o $(HEADERS)
-	$(CC) $(BASE_CFLAGS) -Icsrc -o $@ csrc/compositor_main.c $(BUILD)/obj/compositor.o $(BUILD)/obj/causes.o $(LIBS)
+$(BUILD)/sip-compositor: csrc/compositor_main.c $(BUILD)/obj/compositor.o $(CORE_OBJ) $(HEADERS)
+	$(CC) $(BASE_CFLAGS) -Icsrc -o $@ csrc/compositor_main.c $(BUILD)/obj/compositor.o $(CORE_OBJ) $(LIBS)
 
 # Installs the Debian packages the build and the suite need, when some are missing.
 deps:

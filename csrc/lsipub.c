@@ -65,6 +65,11 @@ static int l_report_error(lua_State *L)
   return 0;
 }
 
+int lsipub_pcall_report(lua_State *L)
+{
+  return l_report_error(L);
+}
+
 lua_State *lsipub_mainthread(lua_State *L)
 {
 #if LUA_VERSION_NUM >= 502
@@ -862,8 +867,6 @@ __attribute__((visibility("default"))) int luaopen_sip_core(lua_State *L)
   lua_setfield(L, -2, "CONNECTION_ERROR");
   lua_pushstring(L, SIPUB_CAUSE_PROTOCOL_ERROR);
   lua_setfield(L, -2, "PROTOCOL_ERROR");
-#ifndef LSIPUB_NO_COMPOSITOR
   lsipub_compositor_open(L);
-#endif
   return 1;
 }
