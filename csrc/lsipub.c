@@ -143,6 +143,13 @@ static int l_run(lua_State *L)
   return 1;
 }
 
+/* Monotonic time in seconds (libuv's high-resolution clock). */
+static int l_now(lua_State *L)
+{
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  return 1;
+}
+
 static int l_stop(lua_State *L)
 {
   uv_stop(lsipub_loop(L));
@@ -844,6 +851,7 @@ __attribute__((visibility("default"))) int luaopen_sip_core(lua_State *L)
   };
   static const luaL_Reg funcs[] = {
     { "ua_new", l_ua_new }, { "run", l_run }, { "stop", l_stop }, { "timer", l_timer },
+    { "now", l_now },
     { "set_dispatch", l_set_dispatch }, { "set_error_handler", l_set_error_handler },
     { "report_error", l_report_error }, { "parse_uri", l_parse_uri },
     { "reason_phrases", l_reason_phrases }, { NULL, NULL }

@@ -39,6 +39,7 @@ function sip.run_once() return core.run("once") end
 function sip.run_nowait() return core.run("nowait") end
 function sip.stop() core.stop() end
 function sip.timer(seconds, fn) return core.timer(seconds, fn) end
+function sip.now() return core.now() end
 
 -- Modules loaded on first use.
 local lazy = { testing = "sip.testing", Compositor = "sip.compositor" }
