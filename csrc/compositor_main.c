@@ -97,6 +97,7 @@ int main(int argc, char **argv)
   memset(&o, 0, sizeof o);
   char host[64] = "127.0.0.1";
   char *events[33] = { NULL };
+  char *events_arg = NULL, *script_arg = NULL; /* strtok_r'd copies, freed at exit */
   o.port = 5070;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
@@ -115,13 +116,13 @@ int main(int argc, char **argv)
     } else if (strcmp(arg, "--default-expires") == 0 && val) {
       o.default_expires = atoi(val), i++;
     } else if (strcmp(arg, "--events") == 0 && val) {
-      char *copy = strdup(val), *save = NULL;
+      char *copy = events_arg = strdup(val), *save = NULL;
       size_t n = 0;
       for (char *t = strtok_r(copy, ",", &save); t && n < 32; t = strtok_r(NULL, ",", &save)) events[n++] = t;
       o.events = (const char *const *)events;
       i++;
     } else if (strcmp(arg, "--script") == 0 && val) {
-      char *copy = strdup(val), *save = NULL;
+      char *copy = script_arg = strdup(val), *save = NULL;
       for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         a.script = realloc(a.script, (a.nscript + 1) * sizeof *a.script);
         if (!a.script || parse_item(t, &a.script[a.nscript]) != 0) usage();
@@ -158,5 +159,7 @@ int main(int argc, char **argv)
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
   free(a.script);
+  free(events_arg);
+  free(script_arg);
   return 0;
 }
