@@ -19,10 +19,11 @@ BIND_OBJ    := $(BIND_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 HEADERS     := $(wildcard csrc/*.h)
 
 DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev lua-busted libosip2-dev libuv1-dev \
+                luajit libluajit-5.1-dev lua-compat53-dev \
                 kamailio kamailio-presence-modules kamailio-sqlite-modules sqlite3 sip-tester \
                 valgrind luarocks
 
-.PHONY: all deps test unit check asan valgrind demo clean rock
+.PHONY: all deps test unit check asan valgrind demo clean rock luajit
 
 all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/examples/publish
 
@@ -77,6 +78,13 @@ valgrind: all
 	SIP_VALGRIND=1 valgrind -q --error-exitcode=42 --leak-check=full --errors-for-leak-kinds=definite \
 	  --suppressions=$(CURDIR)/.ci/valgrind.supp --trace-children=no \
 	  $(BUSTED) --run=ci --exclude-tags=slow
+
+# The same C built for LuaJIT (Lua 5.1 API + lua-compat-5.3), with the unit specs under it.
+luajit: deps
+	@mkdir -p build/luajit/sip
+	$(CC) $(BASE_CFLAGS) -I/usr/include/luajit-2.1 -I/usr/include/lua5.1 -Icsrc -fvisibility=hidden \
+	  -shared -o build/luajit/sip/core.so $(CORE_SRC) $(BIND_SRC) $(LIBS)
+	SIP_BUILD=build/luajit luajit /usr/bin/busted --exclude-tags=integration
 
 demo: deps all
 	$(LUA) examples/demo.lua

@@ -609,8 +609,10 @@ static int l_pub_new(lua_State *L)
   lp->pub = pub;
   lp->ua = u;
   luaL_setmetatable(L, PUB_MT);
+  lua_createtable(L, 1, 0); /* the UA outlives its publications (a table: Lua 5.1 fenv) */
   lua_pushvalue(L, 1);
-  lua_setuservalue(L, -2); /* the UA outlives its publications */
+  lua_rawseti(L, -2, 1);
+  lua_setuservalue(L, -2);
   lua_pushvalue(L, 2);
   lp->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   sipub_pub_set_user(pub, lp);
