@@ -860,6 +860,9 @@ __attribute__((visibility("default"))) int luaopen_sip_core(lua_State *L)
   };
 
   sipub_global_init();
+  /* The loop first: at lua_close finalizers run newest first, so every user agent, timer
+   * and compositor closes its handles before the loop itself is torn down. */
+  get_loop_box(L);
 #if LUA_VERSION_NUM < 502
   lua_pushthread(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &mainthread_key);
