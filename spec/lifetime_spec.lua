@@ -160,7 +160,7 @@ describe("process exit #integration", function()
                               local_address = "127.0.0.1" }
       local pub = ua:publish("sip:a@example.com", "presence", "x")
       pub:on("published", function() error("the script ends here") end)
-      sip.on_error = function(msg) io.stderr:write(msg, "\n") os.exit(3) end
+      sip.on_error = function(msg) io.stderr:write(msg, "\n") os.exit(3, true) end
       sip.timer(10, function() end)
       sip.run()
     ]]
