@@ -9,16 +9,16 @@ OPT         ?= -O2 -g
 WARN        := -Wall -Wextra -Werror -Wno-unused-parameter
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(OPT) $(SAN)
 MOD_CFLAGS  := $(BASE_CFLAGS) -I$(LUA_INCDIR) -Icsrc -fvisibility=hidden
-LIBS        := -losip2 -losipparser2 -luv
+LIBS        := -losip2 -losipparser2 -luv -lcrypto
 
 BUILD       ?= build
-CORE_SRC    := csrc/core.c csrc/message.c csrc/causes.c
+CORE_SRC    := csrc/core.c csrc/message.c csrc/causes.c csrc/digest.c
 BIND_SRC    := csrc/lsipub.c csrc/driver_uv.c csrc/lcompositor.c csrc/compositor.c
 CORE_OBJ    := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 BIND_OBJ    := $(BIND_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 HEADERS     := $(wildcard csrc/*.h)
 
-DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev lua-busted libosip2-dev libuv1-dev \
+DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev lua-busted libosip2-dev libuv1-dev libssl-dev openssl \
                 luajit libluajit-5.1-dev lua-compat53-dev \
                 kamailio kamailio-presence-modules kamailio-sqlite-modules sqlite3 sip-tester \
                 valgrind luarocks
@@ -94,3 +94,45 @@ rock:
 
 clean:
 	rm -rf build rocktree sip csrc/*.o
+
+# ---- fuzzing (clang libFuzzer, ASan+UBSan, leak detection): fuzz/README.md --------------------
+# `make fuzz` builds every target in fuzz/ and runs each for FUZZ_SECONDS (corpus kept in
+# build/fuzz/corpus/, crashes written to build/fuzz/artifacts/); `make fuzz-regress` replays
+# fuzz/regressions/TARGET/* once through each target.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := response pubnew
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(WARN) -Icsrc \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-regress
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c $(CORE_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) -losip2 -losipparser2
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@mkdir -p build/fuzz/artifacts
+	@status=0; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  dict=""; [ -f fuzz/$$t.dict ] && dict="-dict=fuzz/$$t.dict"; \
+	  echo "== fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict \
+	    -artifact_prefix=build/fuzz/artifacts/$$t- build/fuzz/corpus/$$t fuzz/corpus/$$t \
+	    > build/fuzz/$$t.log 2>&1 || status=1; \
+	  grep -E '^#[0-9]+ +(DONE|INITED)|^Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY' \
+	    build/fuzz/$$t.log | tail -8; \
+	done; \
+	ls build/fuzz/artifacts/ 2>/dev/null | sed 's/^/artifact: /'; exit $$status
+
+fuzz-regress: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  if ls fuzz/regressions/$$t/* >/dev/null 2>&1; then \
+	    echo "== fuzz_$$t: replaying fuzz/regressions/$$t"; \
+	    build/fuzz/fuzz_$$t fuzz/regressions/$$t/* || exit 1; \
+	  fi; \
+	done

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <osipparser2/osip_parser.h>
 
 #define MAX_423_RETRIES 2
@@ -131,6 +132,8 @@ struct sipub_pub {
   int closed, unpublish_on_close, released, listed;
   int recovering;   /* an initial PUBLISH sent after a 412 is in flight */
   int retries_423;
+  int auth_rounds[2];      /* challenges answered for the request in flight: 401, 407 */
+  int auth_stale_used[2];  /* the extra retry a stale=true challenge allows */
   unsigned pending_events; /* queued events */
   int held;                /* its event is the one poll handed out last */
 };
@@ -148,8 +151,21 @@ typedef struct queued_event {
   const char *cause;
 } queued_event;
 
+/* The last challenge answered, reused pre-emptively with an incremented nc for later
+ * requests to the same next hop, so that a steady-state refresh costs one round trip. */
+typedef struct auth_slot {
+  int valid;
+  dg_challenge ch;
+  uint32_t nc;
+  char *dest_host;
+  int dest_port;
+} auth_slot;
+
 struct sipub_ua {
   sipub_io io;
+  dg_credentials creds;
+  char *cred_strings[6]; /* owned copies behind creds, wiped when freed */
+  auth_slot auth[2];     /* WWW-Authenticate, Proxy-Authenticate */
   char *aor, *proxy_host, *via_host, *user_agent;
   int proxy_port, via_port, reliable;
   unsigned t1, t2, t4;
@@ -283,6 +299,7 @@ typedef struct sent_info {
   op_kind op;
   int expires;
 } sent_info;
+static int pub_answer_challenge(sipub_pub *p, const sent_info *si, const msg_response *mr);
 static void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
                       response_ref *resp, const char *cause);
 
@@ -382,7 +399,22 @@ static void pub_send(sipub_pub *p, op_kind op)
     .body_len = with_body ? p->body_len : 0, .extra_names = p->extra_names,
     .extra_values = p->extra_values, .n_extra = p->n_extra, .user_agent = ua->user_agent,
   };
-  if (msg_build_request(&r, &t->req, &t->req_len) != 0) {
+  char *auth_values[2] = { NULL, NULL };
+  for (int k = 0; k < 2; k++) {
+    auth_slot *a = &ua->auth[k];
+    if (!a->valid || a->dest_port != p->dest_port || strcmp(a->dest_host, p->dest_host) != 0)
+      continue;
+    auth_values[k] = dg_authorization(&a->ch, &ua->creds, "PUBLISH", p->target, r.body,
+                                      r.body_len, ++a->nc);
+    if (auth_values[k]) {
+      r.auth_names[r.n_auth] = k ? "Proxy-Authorization" : "Authorization";
+      r.auth_values[r.n_auth++] = auth_values[k];
+    }
+  }
+  int built = msg_build_request(&r, &t->req, &t->req_len);
+  free(auth_values[0]);
+  free(auth_values[1]);
+  if (built != 0) {
     free(t);
     pub_final(p, &si, NULL, NULL, SIPUB_CAUSE_CONNECTION_ERROR);
     return;
@@ -443,6 +475,42 @@ static void pub_refresh_fire(sipub_ua *ua, timer *tm)
   pub_maybe_free(p);
 }
 
+/* A 401/407: answers the strongest usable challenge by sending the same operation again
+ * (new branch, CSeq + 1), once per challenge and once more for stale=true. Returns 1 when
+ * it did; the challenge is then not reported (no event). */
+static int pub_answer_challenge(sipub_pub *p, const sent_info *si, const msg_response *mr)
+{
+  sipub_ua *ua = p->ua;
+  const dg_challenge *best = NULL;
+  for (int i = 0; i < mr->nchallenges; i++) {
+    const dg_challenge *c = &mr->challenges[i];
+    if (dg_usable(c, &ua->creds) && (!best || dg_strength(c) > dg_strength(best))) best = c;
+  }
+  if (!best) return 0;
+  int k = best->proxy ? 1 : 0;
+  if (p->auth_rounds[k] > 0) {
+    if (!best->stale || p->auth_stale_used[k]) return 0;
+    p->auth_stale_used[k] = 1;
+  }
+  auth_slot *a = &ua->auth[k];
+  dg_challenge copy;
+  char *host = strdup(p->dest_host);
+  if (!host || dg_copy(&copy, best) != 0) {
+    free(host);
+    return 0;
+  }
+  dg_clear(&a->ch);
+  free(a->dest_host);
+  a->ch = copy;
+  a->nc = 0;
+  a->dest_host = host;
+  a->dest_port = p->dest_port;
+  a->valid = 1;
+  p->auth_rounds[k]++;
+  pub_send(p, si->op == OP_INITIAL || !p->etag ? OP_INITIAL : si->op);
+  return 1;
+}
+
 /* Handles the end of the request in flight: a final response (mr, resp), or a failure
  * without one (t == NULL, cause set). */
 static void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
@@ -455,6 +523,9 @@ static void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
   const char *phrase = mr ? sipub_reason_phrase(status) : cause;
 
   p->tx = NULL;
+  if (mr && (status == 401 || status == 407) && pub_answer_challenge(p, si, mr)) return;
+  memset(p->auth_rounds, 0, sizeof p->auth_rounds);
+  memset(p->auth_stale_used, 0, sizeof p->auth_stale_used);
   if (mr && status >= 200 && status < 300) {
     if (op == OP_REMOVE) {
       pub_forget(p);
@@ -693,6 +764,19 @@ sipub_ua *sipub_ua_new(const sipub_config *cfg, const sipub_io *io, uint64_t now
   ua->t4 = cfg->t4_ms ? cfg->t4_ms : 5000;
   ua->rng = cfg->seed;
   ua->now = now_ms;
+  const char *cred_in[6] = { cfg->auth_user, cfg->password, cfg->ha1_md5, cfg->ha1_sha256,
+                             cfg->ha1_sha512_256, cfg->realm };
+  for (int i = 0; i < 6; i++)
+    if (cred_in[i] && !(ua->cred_strings[i] = strdup(cred_in[i]))) {
+      sipub_ua_free(ua);
+      return NULL;
+    }
+  ua->creds.user = ua->cred_strings[0];
+  ua->creds.password = ua->cred_strings[1];
+  ua->creds.ha1[DG_MD5] = ua->cred_strings[2];
+  ua->creds.ha1[DG_SHA256] = ua->cred_strings[3];
+  ua->creds.ha1[DG_SHA512_256] = ua->cred_strings[4];
+  ua->creds.realm = ua->cred_strings[5];
   if (!ua->aor || !ua->via_host || (cfg->proxy_host && !ua->proxy_host) ||
       (cfg->user_agent && !ua->user_agent) || tx_table_grow(ua) != 0) {
     sipub_ua_free(ua);
@@ -719,6 +803,14 @@ void sipub_ua_free(sipub_ua *ua)
   free(ua->evq);
   free(ua->buckets);
   free(ua->timers.v);
+  for (int i = 0; i < 6; i++) {
+    if (ua->cred_strings[i]) OPENSSL_cleanse(ua->cred_strings[i], strlen(ua->cred_strings[i]));
+    free(ua->cred_strings[i]);
+  }
+  for (int k = 0; k < 2; k++) {
+    dg_clear(&ua->auth[k].ch);
+    free(ua->auth[k].dest_host);
+  }
   free(ua->aor);
   free(ua->proxy_host);
   free(ua->via_host);

@@ -98,6 +98,7 @@ int msg_build_request(const msg_request *r, char **out, size_t *len)
   osip_message_set_header(m, "Expires", num);
   if (r->etag) osip_message_set_header(m, "SIP-If-Match", r->etag);
   if (r->user_agent) osip_message_set_user_agent(m, r->user_agent);
+  for (size_t i = 0; i < r->n_auth; i++) osip_message_set_header(m, r->auth_names[i], r->auth_values[i]);
   if (r->body) {
     osip_message_set_content_type(m, r->content_type);
     if (osip_message_set_body(m, r->body, r->body_len) != 0) goto done;
@@ -232,6 +233,13 @@ int msg_parse_response(const char *data, size_t len, msg_response *out)
   if (osip_message_header_get_byname(m, "min-expires", 0, &h) >= 0 && h)
     out->min_expires = msg_parse_seconds(h->hvalue);
   if (!out->reason || !out->call_id) goto done;
+  if (m->status_code == 401 || m->status_code == 407) {
+    osip_list_t *l = m->status_code == 401 ? &m->www_authenticates : &m->proxy_authenticates;
+    for (int i = 0; i < osip_list_size(l) && out->nchallenges < MSG_MAX_CHALLENGES; i++)
+      if (dg_from_header(osip_list_get(l, i), m->status_code == 407,
+                         &out->challenges[out->nchallenges]) == 0)
+        out->nchallenges++;
+  }
   rc = 0;
 done:
   osip_message_free(m);
@@ -241,6 +249,8 @@ done:
 
 void msg_response_clear(msg_response *r)
 {
+  for (int i = 0; i < r->nchallenges; i++) dg_clear(&r->challenges[i]);
+  r->nchallenges = 0;
   free(r->reason);
   free(r->call_id);
   free(r->etag);

@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "digest.h"
+
+#define MSG_MAX_CHALLENGES 4
+
 #define MSG_BRANCH_PREFIX "z9hG4bK"
 
 typedef struct msg_request {
@@ -29,6 +33,9 @@ typedef struct msg_request {
   char *const *extra_values;
   size_t n_extra;
   const char *user_agent;    /* NULL: none */
+  const char *auth_names[2]; /* Authorization / Proxy-Authorization, n_auth of them */
+  const char *auth_values[2];
+  size_t n_auth;
 } msg_request;
 
 /* Builds the request text; *out is released with free(). Returns 0, or -1. */
@@ -45,6 +52,8 @@ typedef struct msg_response {
   char *etag;            /* SIP-ETag or NULL */
   long expires;          /* Expires: -1 absent or invalid */
   long min_expires;      /* Min-Expires: -1 absent or invalid */
+  dg_challenge challenges[MSG_MAX_CHALLENGES]; /* answerable digest challenges (401/407) */
+  int nchallenges;
   size_t len;            /* bytes of the message after Content-Length trimming */
   size_t body_off, body_len;
 } msg_response;

@@ -49,6 +49,11 @@ typedef struct sipub_config {
   int reliable;           /* 1 for a reliable transport: no Timer E, Timer K = 0 */
   uint64_t seed;          /* seeds branch, tag and Call-ID generation */
   unsigned t1_ms, t2_ms, t4_ms; /* 0: RFC 3261 defaults 500, 4000, 5000 */
+  /* Digest credentials (RFC 3261 §22). auth_user NULL: no authentication. */
+  const char *auth_user;
+  const char *password;    /* or, instead, precomputed H(user:realm:password) per hash: */
+  const char *ha1_md5, *ha1_sha256, *ha1_sha512_256;
+  const char *realm;       /* answer only challenges of this realm, or NULL */
 } sipub_config;
 
 typedef enum sipub_event_kind {
