@@ -118,12 +118,14 @@ typedef struct entry {
 typedef struct cached {
   char *resp;      /* NULL: the request is dropped, its retransmissions too */
   size_t len;
+  int code;
   uint64_t ready_at, until;
 } cached;
 
 typedef struct delayed {
   uv_timer_t t;
   sipub_compositor *c;
+  struct delayed *prev, *next;
   struct sockaddr_storage to;
   size_t len;
   char data[];
@@ -137,12 +139,20 @@ struct sipub_compositor {
   char **events;
   sipub_compositor_hook hook;
   void *hook_ud;
+  sipub_compositor_log log;
+  void *log_ud;
   map by_etag;  /* etag -> entry */
-  map cache;    /* branch -> cached */
+  map cache;    /* branch + method -> cached */
+  delayed *delayed; /* answers waiting for their delay */
   uint64_t rng, counter;
   unsigned long number;
   int closing, refs;
-  char buf[65536];
+  sipub_compositor_header *hdrs; /* the hook's header list, reused */
+  size_t hdrs_cap;
+  char *hdrbuf;
+  size_t hdrbuf_cap;
+  char out[65536]; /* the answer being built */
+  char buf[65536]; /* the datagram being read */
 };
 
 static void entry_free(entry *e)
@@ -198,6 +208,8 @@ static void unref(sipub_compositor *c)
   free(c->cache.b);
   for (char **e = c->events; e && *e; e++) free(*e);
   free(c->events);
+  free(c->hdrs);
+  free(c->hdrbuf);
   free(c);
 }
 
@@ -227,9 +239,18 @@ static void delayed_closed(uv_handle_t *h)
   unref(c);
 }
 
+static void delayed_unlink(delayed *d)
+{
+  if (d->prev) d->prev->next = d->next;
+  else d->c->delayed = d->next;
+  if (d->next) d->next->prev = d->prev;
+  d->prev = d->next = NULL;
+}
+
 static void on_delayed(uv_timer_t *t)
 {
   delayed *d = t->data;
+  delayed_unlink(d);
   if (!d->c->closing) send_now(d->c, (struct sockaddr *)&d->to, d->data, d->len);
   uv_close((uv_handle_t *)t, delayed_closed);
 }
@@ -245,73 +266,213 @@ static void send_later(sipub_compositor *c, const struct sockaddr *to, const cha
   memcpy(d->data, data, len);
   uv_timer_init(c->loop, &d->t);
   d->t.data = d;
+  d->prev = NULL;
+  d->next = c->delayed;
+  if (d->next) d->next->prev = d;
+  c->delayed = d;
   c->refs++;
   uv_timer_start(&d->t, on_delayed, (uint64_t)(delay * 1000 + 0.5), 0);
 }
 
+/* ---- framing ------------------------------------------------------------------------- */
+
+/* The offset of the body (just past the blank line), or 0 when there is none. */
+static size_t header_end(const char *d, size_t len)
+{
+  for (size_t i = 0; i + 1 < len; i++) {
+    if (d[i] != '\n') continue;
+    if (d[i + 1] == '\n') return i + 2;
+    if (d[i + 1] == '\r' && i + 2 < len && d[i + 2] == '\n') return i + 3;
+  }
+  return 0;
+}
+
+/* The Content-Length (long or compact form) in the header section: its value, -1 when
+ * absent, -2 when malformed; voff and vlen locate the value text. */
+static long content_length(const char *d, size_t hdr_len, size_t *voff, size_t *vlen)
+{
+  for (size_t i = 0; i < hdr_len;) {
+    const char *line = d + i;
+    const char *eol = memchr(line, '\n', hdr_len - i);
+    size_t n = eol ? (size_t)(eol - line) : hdr_len - i;
+    size_t name = 0;
+    if (n > 14 && strncasecmp(line, "Content-Length", 14) == 0) name = 14;
+    else if (n > 1 && (line[0] == 'l' || line[0] == 'L')) name = 1;
+    if (name) {
+      size_t j = name;
+      while (j < n && (line[j] == ' ' || line[j] == '\t')) j++;
+      if (j < n && line[j] == ':') {
+        size_t k = ++j, end = n;
+        while (end > k && (line[end - 1] == '\r' || line[end - 1] == ' ' || line[end - 1] == '\t')) end--;
+        *voff = i + k;
+        *vlen = end - k;
+        while (k < end && (line[k] == ' ' || line[k] == '\t')) k++;
+        if (k == end) return -2;
+        long v = 0;
+        for (; k < end; k++) {
+          if (line[k] < '0' || line[k] > '9' || v > 100000000L) return -2;
+          v = v * 10 + (line[k] - '0');
+        }
+        return v;
+      }
+    }
+    i += n + 1;
+  }
+  return -1;
+}
+
+/* Splits the header section into (name, value) pairs for the hook, in c->hdrs. */
+static size_t scan_headers(sipub_compositor *c, const char *d, size_t hdr_len)
+{
+  size_t need = 2 * hdr_len + 16, n = 0, lines = 1;
+  for (size_t i = 0; i < hdr_len; i++) lines += d[i] == '\n';
+  if (need > c->hdrbuf_cap) {
+    char *b = realloc(c->hdrbuf, need);
+    if (!b) return 0;
+    c->hdrbuf = b;
+    c->hdrbuf_cap = need;
+  }
+  if (lines > c->hdrs_cap) {
+    sipub_compositor_header *h = realloc(c->hdrs, lines * sizeof *h);
+    if (!h) return 0;
+    c->hdrs = h;
+    c->hdrs_cap = lines;
+  }
+  char *w = c->hdrbuf;
+  const char *p = memchr(d, '\n', hdr_len); /* skip the request line */
+  size_t i = p ? (size_t)(p - d) + 1 : hdr_len;
+  while (i < hdr_len) {
+    const char *line = d + i;
+    const char *eol = memchr(line, '\n', hdr_len - i);
+    size_t len = eol ? (size_t)(eol - line) : hdr_len - i;
+    i += len + 1;
+    while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t')) len--;
+    if (!len) continue;
+    if ((line[0] == ' ' || line[0] == '\t') && n) { /* continuation of the previous value */
+      while (len && (*line == ' ' || *line == '\t')) line++, len--;
+      w[-1] = ' ';
+      memcpy(w, line, len);
+      w += len;
+      *w++ = '\0';
+      continue;
+    }
+    const char *colon = memchr(line, ':', len);
+    if (!colon) continue;
+    size_t nl = (size_t)(colon - line);
+    while (nl && (line[nl - 1] == ' ' || line[nl - 1] == '\t')) nl--;
+    const char *v = colon + 1, *end = line + len;
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    c->hdrs[n].name = w;
+    memcpy(w, line, nl);
+    w += nl;
+    *w++ = '\0';
+    c->hdrs[n].value = w;
+    memcpy(w, v, (size_t)(end - v));
+    w += end - v;
+    *w++ = '\0';
+    n++;
+  }
+  return n;
+}
+
 /* ---- answering ----------------------------------------------------------------------- */
 
-/* Builds a response to req: Via (with received/rport on the top one), From, To (tagged),
- * Call-ID, CSeq, then the extra header lines. */
-static char *build_response(osip_message_t *req, int code, const char *reason,
-                            const char *extra, const char *src_host, int src_port, size_t *len)
+typedef struct out {
+  char *p;
+  size_t n, cap;
+  int full;
+} out;
+
+static void put(out *o, const char *s, size_t n)
 {
-  osip_message_t *r = NULL;
-  char *out = NULL;
-  if (osip_message_init(&r) != 0) return NULL;
-  osip_message_set_version(r, osip_strdup("SIP/2.0"));
-  osip_message_set_status_code(r, code);
-  osip_message_set_reason_phrase(r, osip_strdup(reason && *reason ? reason : sipub_reason_phrase(code)));
+  if (o->full || n > o->cap - o->n) {
+    o->full = 1;
+    return;
+  }
+  memcpy(o->p + o->n, s, n);
+  o->n += n;
+}
+
+static void puts2(out *o, const char *a, const char *b)
+{
+  put(o, a, strlen(a));
+  if (b) put(o, b, strlen(b));
+  put(o, "\r\n", 2);
+}
+
+/* Sets (or adds) a Via parameter on the request's own parsed Via. */
+static void set_via_param(osip_via_t *v, const char *name, const char *value)
+{
+  osip_generic_param_t *p = NULL;
+  osip_via_param_get_byname(v, (char *)name, &p);
+  if (p) {
+    osip_free(p->gvalue);
+    p->gvalue = osip_strdup(value);
+  } else {
+    osip_generic_param_add(&v->via_params, osip_strdup(name), osip_strdup(value));
+  }
+}
+
+/* Builds the answer to req in c->out: Via (with received, and rport filled when asked for, on
+ * the top one), From, To (tagged), Call-ID, CSeq, the extra header lines, Server and
+ * Content-Length. Edits req's parsed Via and To in place. Returns the length, 0 on failure. */
+static size_t build_response(sipub_compositor *c, osip_message_t *req, int code, const char *reason,
+                             const char *extra, const char *src_host, int src_port)
+{
+  out o = { c->out, 0, sizeof c->out, 0 };
+  char line[96];
+  const char *phrase = reason && *reason ? reason : sipub_reason_phrase(code);
+  snprintf(line, sizeof line, "SIP/2.0 %d %s\r\n", code, *phrase ? phrase : "Unknown");
+  put(&o, line, strlen(line));
   for (int i = 0; i < osip_list_size(&req->vias); i++) {
-    osip_via_t *v = NULL;
-    if (osip_via_clone(osip_list_get(&req->vias, i), &v) != 0) goto done;
+    osip_via_t *v = osip_list_get(&req->vias, i);
+    char *s = NULL;
     if (i == 0) {
       osip_generic_param_t *rp = NULL;
-      char port[16];
-      snprintf(port, sizeof port, "%d", src_port);
       osip_via_param_get_byname(v, "rport", &rp);
       if (rp) {
-        osip_free(rp->gvalue);
-        rp->gvalue = osip_strdup(port);
+        snprintf(line, sizeof line, "%d", src_port);
+        set_via_param(v, "rport", line);
       }
-      osip_via_set_received(v, osip_strdup(src_host));
+      set_via_param(v, "received", src_host);
     }
-    osip_list_add(&r->vias, v, -1);
-  }
-  if (req->from) osip_from_clone(req->from, &r->from);
-  if (req->to) {
-    osip_to_clone(req->to, &r->to);
-    osip_generic_param_t *tag = NULL;
-    osip_to_get_tag(r->to, &tag);
-    if (!tag) osip_to_set_tag(r->to, osip_strdup("esc1"));
-  }
-  if (req->call_id) osip_call_id_clone(req->call_id, &r->call_id);
-  if (req->cseq) osip_cseq_clone(req->cseq, &r->cseq);
-  osip_message_set_header(r, "Server", "sip-compositor");
-  for (const char *l = extra; l && *l;) {
-    const char *eol = strstr(l, "\r\n");
-    size_t n = eol ? (size_t)(eol - l) : strlen(l);
-    const char *colon = memchr(l, ':', n);
-    if (colon) {
-      char *name = strndup(l, (size_t)(colon - l));
-      const char *v = colon + 1;
-      while (v < l + n && (*v == ' ' || *v == '\t')) v++;
-      char *value = strndup(v, (size_t)(l + n - v));
-      if (name && value) osip_message_set_header(r, name, value);
-      free(name);
-      free(value);
-    }
-    l += n + (eol ? 2 : 0);
-  }
-  char *s = NULL;
-  if (osip_message_to_str(r, &s, len) == 0) {
-    out = malloc(*len + 1);
-    if (out) memcpy(out, s, *len + 1);
+    if (osip_via_to_str(v, &s) != 0) return 0;
+    puts2(&o, "Via: ", s);
     osip_free(s);
   }
-done:
-  osip_message_free(r);
-  return out;
+  char *s = NULL;
+  if (req->from && osip_from_to_str(req->from, &s) == 0) {
+    puts2(&o, "From: ", s);
+    osip_free(s);
+  }
+  if (req->to) {
+    osip_generic_param_t *tag = NULL;
+    osip_to_get_tag(req->to, &tag);
+    if (!tag) osip_to_set_tag(req->to, osip_strdup("esc1"));
+    if (osip_to_to_str(req->to, &s) == 0) {
+      puts2(&o, "To: ", s);
+      osip_free(s);
+    }
+  }
+  if (req->call_id && req->call_id->number) {
+    put(&o, "Call-ID: ", 9);
+    put(&o, req->call_id->number, strlen(req->call_id->number));
+    if (req->call_id->host) {
+      put(&o, "@", 1);
+      put(&o, req->call_id->host, strlen(req->call_id->host));
+    }
+    put(&o, "\r\n", 2);
+  }
+  if (req->cseq && req->cseq->number && req->cseq->method) {
+    put(&o, "CSeq: ", 6);
+    put(&o, req->cseq->number, strlen(req->cseq->number));
+    put(&o, " ", 1);
+    puts2(&o, req->cseq->method, NULL);
+  }
+  if (extra) put(&o, extra, strlen(extra));
+  static const char tail[] = "Server: sip-compositor\r\nContent-Length: 0\r\n\r\n";
+  put(&o, tail, sizeof tail - 1);
+  return o.full ? 0 : o.n;
 }
 
 static void appendf(char *buf, size_t size, const char *f, const char *name, const char *value)
@@ -338,6 +499,20 @@ static long parse_expires(const char *s)
   return *end || v > 0x7fffffffL ? -2 : v;
 }
 
+/* The event package of an Event value: the token before any parameter. NULL when absent or
+ * empty; "" when it does not fit (no package is that long). */
+static const char *event_package(const char *v, char *buf, size_t size)
+{
+  if (!v) return NULL;
+  while (*v == ' ' || *v == '\t') v++;
+  size_t n = strcspn(v, "; \t");
+  if (!n) return NULL;
+  if (n >= size) return "";
+  memcpy(buf, v, n);
+  buf[n] = '\0';
+  return buf;
+}
+
 static int event_allowed(const sipub_compositor *c, const char *ev)
 {
   if (!c->events) return 1;
@@ -346,10 +521,11 @@ static int event_allowed(const sipub_compositor *c, const char *ev)
   return 0;
 }
 
-/* RFC 3903 §6, in its order. Fills the code and the extra headers of the answer. */
+/* RFC 3903 §6, in its order. Fills the code and the extra headers of the answer, and the
+ * entity-tag and interval it grants. */
 static int process(sipub_compositor *c, osip_message_t *m, const char *uri, const char *event,
                    long expires, const char *if_match, const char *body, size_t body_len,
-                   char *extra, size_t extra_size)
+                   char *extra, size_t extra_size, const char **etag_out, long *granted)
 {
   uint64_t now = uv_now(c->loop);
   char num[32];
@@ -383,6 +559,7 @@ static int process(sipub_compositor *c, osip_message_t *m, const char *uri, cons
     if (expires == 0) {
       entry_free(e);
       appendf(extra, extra_size, "%s: %s\r\n", "Expires", "0");
+      *granted = 0;
       return 200;
     }
     free(e->etag);
@@ -419,14 +596,18 @@ static int process(sipub_compositor *c, osip_message_t *m, const char *uri, cons
   appendf(extra, extra_size, "%s: %s\r\n", "SIP-ETag", e->etag);
   snprintf(num, sizeof num, "%ld", expires);
   appendf(extra, extra_size, "%s: %s\r\n", "Expires", num);
+  *etag_out = e->etag;
+  *granted = expires;
   return 200;
 }
 
 static void handle(sipub_compositor *c, const char *data, size_t len, const struct sockaddr *from)
 {
   osip_message_t *m = NULL;
+  char *scratch = NULL, *uri = NULL;
   char src[64] = "";
   int src_port = 0;
+  if (len < 4 || memcmp(data, "SIP/", 4) == 0) return; /* responses are not for us */
   if (from->sa_family == AF_INET) {
     uv_ip4_name((const struct sockaddr_in *)from, src, sizeof src);
     src_port = ntohs(((const struct sockaddr_in *)from)->sin_port);
@@ -434,19 +615,53 @@ static void handle(sipub_compositor *c, const char *data, size_t len, const stru
     uv_ip6_name((const struct sockaddr_in6 *)from, src, sizeof src);
     src_port = ntohs(((const struct sockaddr_in6 *)from)->sin6_port);
   }
-  if (osip_message_init(&m) != 0) return;
-  if (osip_message_parse(m, data, len) != 0 || !MSG_IS_REQUEST(m) || !m->sip_method ||
-      osip_list_size(&m->vias) < 1 || !m->cseq || !m->call_id || !m->from || !m->to)
+
+  /* Framing (RFC 3261 §18.3): bytes past Content-Length are not the message; a datagram that
+   * ends before it is answered 400, its header section parsed on its own. */
+  size_t body_off = header_end(data, len), cl_off = 0, cl_len = 0;
+  if (!body_off) return;
+  long cl = content_length(data, body_off, &cl_off, &cl_len);
+  int bad_framing = cl == -2 || (cl >= 0 && (size_t)cl > len - body_off);
+  if (cl >= 0 && !bad_framing) len = body_off + (size_t)cl;
+  const char *pdata = data;
+  size_t plen = len;
+  if (bad_framing) {
+    if (!(scratch = malloc(body_off))) return;
+    memcpy(scratch, data, body_off);
+    memset(scratch + cl_off, ' ', cl_len);
+    if (cl_len) scratch[cl_off] = '0';
+    pdata = scratch;
+    plen = body_off;
+  }
+
+  if (osip_message_init(&m) != 0) goto done;
+  if (osip_message_parse(m, pdata, plen) != 0 || !MSG_IS_REQUEST(m) || !m->sip_method ||
+      osip_list_size(&m->vias) < 1 || strcmp(m->sip_method, "ACK") == 0)
     goto done;
 
+  sipub_compositor_outcome oc = { .method = m->sip_method, .expires = -1, .granted = -1 };
+  oc.uri = osip_uri_to_str(m->req_uri, &uri) == 0 ? uri : "";
+  char evbuf[128];
+  const char *event = header_value(m, "event");
+  if (!event) event = header_value(m, "o");
+  oc.event = event = event_package(event, evbuf, sizeof evbuf);
+  oc.if_match = header_value(m, "sip-if-match");
+  oc.expires = parse_expires(header_value(m, "expires"));
   osip_via_t *via = osip_list_get(&m->vias, 0);
   osip_generic_param_t *br = NULL;
   osip_via_param_get_byname(via, "branch", &br);
   const char *branch = br && br->gvalue ? br->gvalue : NULL;
+  char key[256];
+  int keyed = branch && (size_t)snprintf(key, sizeof key, "%s %s", branch, m->sip_method) < sizeof key;
   uint64_t now = uv_now(c->loop);
-  cached *k = branch ? map_get(&c->cache, branch) : NULL;
+  cached *k = keyed ? map_get(&c->cache, key) : NULL;
   if (k) { /* a retransmission: the same answer again, once it is due */
-    if (k->resp && now >= k->ready_at) send_now(c, from, k->resp, k->len);
+    if (k->resp && now >= k->ready_at) {
+      send_now(c, from, k->resp, k->len);
+      oc.code = k->code;
+    }
+    oc.retransmission = 1;
+    if (c->log) c->log(c->log_ud, &oc);
     goto done;
   }
 
@@ -454,72 +669,74 @@ static void handle(sipub_compositor *c, const char *data, size_t len, const stru
   char extra[2048] = "";
   sipub_compositor_action act;
   memset(&act, 0, sizeof act);
-  if (strcmp(m->sip_method, "PUBLISH") != 0) {
+  if (bad_framing || !m->cseq || !m->call_id || !m->from || !m->to) {
+    code = 400;
+  } else if (strcmp(m->sip_method, "PUBLISH") != 0) {
     code = strcmp(m->sip_method, "OPTIONS") == 0 ? 200 : 405;
     appendf(extra, sizeof extra, "%s: %s\r\n", "Allow", "PUBLISH, OPTIONS");
   } else {
-    char *uri = NULL;
-    osip_uri_to_str(m->req_uri, &uri);
-    const char *event = header_value(m, "event");
-    if (!event) event = header_value(m, "o");
-    const char *if_match = header_value(m, "sip-if-match");
-    long expires = parse_expires(header_value(m, "expires"));
+    const char *if_match = oc.if_match;
+    long expires = oc.expires;
     osip_body_t *b = NULL;
     osip_message_get_body(m, 0, &b);
     const char *body = b && b->length ? b->body : NULL;
     size_t body_len = b ? b->length : 0;
-    char *cid = NULL;
-    osip_call_id_to_str(m->call_id, &cid);
-    osip_content_type_t *ctt = osip_message_get_content_type(m);
-    char *ctype = NULL;
-    if (ctt) osip_content_type_to_str(ctt, &ctype);
-
-    c->number++;
+    oc.number = ++c->number;
     if (c->hook) {
+      char *cid = NULL, *ctype = NULL;
+      osip_content_type_t *ctt = osip_message_get_content_type(m);
+      osip_call_id_to_str(m->call_id, &cid);
+      if (ctt) osip_content_type_to_str(ctt, &ctype);
       sipub_compositor_request rq = {
-        .method = m->sip_method, .uri = uri ? uri : "", .event = event, .etag = if_match,
+        .method = m->sip_method, .uri = oc.uri, .event = event, .etag = if_match,
         .content_type = ctype, .call_id = cid, .branch = branch, .body = body,
         .body_len = body_len, .expires = expires,
         .cseq = strtoul(m->cseq->number ? m->cseq->number : "0", NULL, 10),
         .data = data, .len = len, .source_host = src, .source_port = src_port,
         .number = c->number,
       };
+      rq.n_headers = scan_headers(c, data, body_off);
+      rq.headers = c->hdrs;
       c->hook(c->hook_ud, &rq, &act);
+      osip_free(cid);
+      osip_free(ctype);
     }
-    if (c->closing) code = 0;
-    else if (act.drop) code = 0;
+    if (c->closing || act.drop) code = 0;
     else if (act.code) code = act.code;
-    else code = process(c, m, uri ? uri : "", event, expires, if_match, body, body_len, extra, sizeof extra);
-    osip_free(uri);
-    osip_free(cid);
-    osip_free(ctype);
+    else code = process(c, m, oc.uri, event, expires, if_match, body, body_len, extra,
+                        sizeof extra, &oc.etag, &oc.granted);
   }
   if (c->closing) goto done;
 
   size_t rlen = 0;
-  char *resp = NULL;
   if (code) {
     size_t n = strlen(extra);
     snprintf(extra + n, sizeof extra - n, "%s", act.headers);
-    resp = build_response(m, code, act.reason, extra, src, src_port, &rlen);
+    rlen = build_response(c, m, code, act.reason, extra, src, src_port);
+    if (!rlen) code = 0;
   }
-  if (branch && (k = calloc(1, sizeof *k))) {
-    k->resp = resp;
+  oc.code = code;
+  oc.delay = act.delay > 0 ? act.delay : 0;
+  if (keyed && (k = calloc(1, sizeof *k))) {
+    k->code = code;
     k->len = rlen;
-    k->ready_at = now + (uint64_t)(act.delay * 1000 + 0.5);
-    k->until = now + 32000;
-    if (map_put(&c->cache, branch, k) != 0) {
-      free(k);
-      k = NULL;
+    k->ready_at = now + (uint64_t)(oc.delay * 1000 + 0.5);
+    k->until = k->ready_at + 32000;
+    if ((rlen && !(k->resp = malloc(rlen))) || map_put(&c->cache, key, k) != 0) {
+      cached_free(k);
+    } else if (rlen) {
+      memcpy(k->resp, c->out, rlen);
     }
   }
-  if (resp) {
-    if (act.delay > 0) send_later(c, from, resp, rlen, act.delay);
-    else send_now(c, from, resp, rlen);
+  if (rlen) {
+    if (oc.delay > 0) send_later(c, from, c->out, rlen, oc.delay);
+    else send_now(c, from, c->out, rlen);
   }
-  if (!k) free(resp);
+  if (c->log) c->log(c->log_ud, &oc);
 done:
-  osip_message_free(m);
+  osip_free(uri);
+  if (m) osip_message_free(m);
+  free(scratch);
 }
 
 /* ---- libuv plumbing ------------------------------------------------------------------ */
@@ -551,6 +768,21 @@ static void on_closed(uv_handle_t *h)
   unref(h->data);
 }
 
+/* One-time libosip2 setup, here rather than the core's sipub_global_init() so that the
+ * program links without the core: parser tables, and no trace output (libosip2 would print
+ * parse errors of broken datagrams to stderr). Both are idempotent. */
+static void global_init(void)
+{
+  static int done;
+  if (!done) {
+    parser_init();
+    osip_trace_initialize(TRACE_LEVEL0, NULL);
+    for (int level = 0; level < END_TRACE_LEVEL; level++)
+      osip_trace_disable_level((osip_trace_level_t)level);
+    done = 1;
+  }
+}
+
 static int is_loopback(const struct sockaddr_storage *ss)
 {
   if (ss->ss_family == AF_INET)
@@ -564,7 +796,8 @@ sipub_compositor *sipub_compositor_new(uv_loop_t *loop, const sipub_compositor_o
 {
   struct sockaddr_storage ss;
   const char *host = o->host ? o->host : "127.0.0.1";
-  sipub_global_init();
+  global_init();
+  memset(&ss, 0, sizeof ss);
   if (uv_ip4_addr(host, o->port, (struct sockaddr_in *)&ss) != 0 &&
       uv_ip6_addr(host, o->port, (struct sockaddr_in6 *)&ss) != 0) {
     *err = UV_EINVAL;
@@ -615,6 +848,12 @@ void sipub_compositor_set_hook(sipub_compositor *c, sipub_compositor_hook hook, 
   c->hook_ud = ud;
 }
 
+void sipub_compositor_set_log(sipub_compositor *c, sipub_compositor_log log, void *ud)
+{
+  c->log = log;
+  c->log_ud = ud;
+}
+
 int sipub_compositor_port(const sipub_compositor *c)
 {
   return c->port;
@@ -622,6 +861,7 @@ int sipub_compositor_port(const sipub_compositor *c)
 
 size_t sipub_compositor_count(sipub_compositor *c)
 {
+  uv_update_time(c->loop); /* may be called between loop runs */
   uint64_t now = uv_now(c->loop);
   map_sweep(&c->by_etag, drop_expired_entry, &now);
   return c->by_etag.n;
@@ -629,6 +869,7 @@ size_t sipub_compositor_count(sipub_compositor *c)
 
 void sipub_compositor_each(sipub_compositor *c, sipub_compositor_each_fn fn, void *ud)
 {
+  uv_update_time(c->loop);
   uint64_t now = uv_now(c->loop);
   map_sweep(&c->by_etag, drop_expired_entry, &now);
   for (size_t i = 0; i < c->by_etag.cap; i++)
@@ -649,6 +890,11 @@ void sipub_compositor_close(sipub_compositor *c)
 {
   if (c->closing) return;
   c->closing = 1;
+  while (c->delayed) { /* answers not sent yet are lost, as with a server going down */
+    delayed *d = c->delayed;
+    delayed_unlink(d);
+    uv_close((uv_handle_t *)&d->t, delayed_closed);
+  }
   uv_close((uv_handle_t *)&c->udp, on_closed);
   uv_close((uv_handle_t *)&c->sweep, on_closed);
   unref(c);

@@ -72,13 +72,25 @@ static void hook(void *ud, const sipub_compositor_request *r, sipub_compositor_a
   app *a = ud;
   for (size_t i = 0; i < a->nscript; i++)
     if (a->script[i].number == r->number) *act = a->script[i].act;
-  if (a->verbose) {
-    printf("#%lu %s %s event=%s if-match=%s expires=%ld body=%zu from %s:%d -> %s\n", r->number,
-           r->method, r->uri, r->event ? r->event : "-", r->etag ? r->etag : "-", r->expires,
-           r->body_len, r->source_host, r->source_port,
-           act->drop ? "drop" : act->code ? "scripted" : "processed");
-    fflush(stdout);
-  }
+}
+
+/* --verbose: one line per request received, with what it got. */
+static void log_line(void *ud, const sipub_compositor_outcome *o)
+{
+  char num[24] = "-", req_exp[24] = "-", answer[160];
+  if (o->number) snprintf(num, sizeof num, "#%lu", o->number);
+  if (o->expires >= 0) snprintf(req_exp, sizeof req_exp, "%ld", o->expires);
+  else if (o->expires == -2) snprintf(req_exp, sizeof req_exp, "invalid");
+  if (!o->code) snprintf(answer, sizeof answer, "%s", o->retransmission ? "no answer" : "drop");
+  else snprintf(answer, sizeof answer, "%d", o->code);
+  printf("%s %s %s event=%s if-match=%s expires=%s -> %s", num, o->method, o->uri,
+         o->event ? o->event : "-", o->if_match ? o->if_match : "-", req_exp, answer);
+  if (o->etag) printf(" etag=%s", o->etag);
+  if (o->granted >= 0) printf(" expires=%ld", o->granted);
+  if (o->delay > 0) printf(" after %gs", o->delay);
+  if (o->retransmission) printf(" (retransmission)");
+  printf("\n");
+  fflush(stdout);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -149,6 +161,7 @@ int main(int argc, char **argv)
     return 1;
   }
   sipub_compositor_set_hook(a.c, hook, &a);
+  if (a.verbose) sipub_compositor_set_log(a.c, log_line, &a);
   uv_signal_init(loop, &a.sigint);
   uv_signal_init(loop, &a.sigterm);
   a.sigint.data = a.sigterm.data = &a;

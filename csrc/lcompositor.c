@@ -57,78 +57,149 @@ static void push_request(lua_State *L, const sipub_compositor_request *r)
   lua_setfield(L, -2, "number");
   lua_pushlstring(L, r->data, r->len);
   lua_setfield(L, -2, "data");
+  lua_createtable(L, (int)r->n_headers, 0);
+  for (size_t i = 0; i < r->n_headers; i++) {
+    lua_createtable(L, 2, 0);
+    lua_pushstring(L, r->headers[i].name);
+    lua_rawseti(L, -2, 1);
+    lua_pushstring(L, r->headers[i].value);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "headers");
 }
 
-static int traceback(lua_State *L)
+#define ACTION_ERR "on_request: bad action (%s)"
+
+/* A header name: an RFC 3261 token. */
+static int is_token(const char *s)
 {
-  luaL_traceback(L, L, lua_tostring(L, 1), 1);
+  if (!*s) return 0;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          strchr("-.!%*_+`'~", *s)))
+      return 0;
   return 1;
 }
 
-/* Reads the action table the Lua hook returned. */
+static void add_header(lua_State *L, sipub_compositor_action *act, size_t *n, int name_idx,
+                       int value_idx)
+{
+  const char *name = lua_type(L, name_idx) == LUA_TSTRING ? lua_tostring(L, name_idx) : NULL;
+  int vt = lua_type(L, value_idx);
+  if (!name || !is_token(name))
+    luaL_error(L, ACTION_ERR, "headers: a name is not a header name");
+  if (vt != LUA_TSTRING && vt != LUA_TNUMBER)
+    luaL_error(L, ACTION_ERR, "headers: a value is not a string or a number");
+  lua_pushvalue(L, value_idx);
+  size_t vlen;
+  const char *value = lua_tolstring(L, -1, &vlen); /* a copy: numbers are converted */
+  if (strcspn(value, "\r\n") != vlen)
+    luaL_error(L, ACTION_ERR, "headers: CR, LF or NUL in a value");
+  int w = snprintf(act->headers + *n, sizeof act->headers - *n, "%s: %s\r\n", name, value);
+  if (w < 0 || (size_t)w >= sizeof act->headers - *n)
+    luaL_error(L, ACTION_ERR, "headers: too long");
+  *n += (size_t)w;
+  lua_pop(L, 1);
+}
+
+/* Reads the action table at index t; raises an error naming what is wrong. */
 static void read_action(lua_State *L, int t, sipub_compositor_action *act)
 {
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    if (!k || (strcmp(k, "code") && strcmp(k, "reason") && strcmp(k, "headers") &&
+               strcmp(k, "delay") && strcmp(k, "drop")))
+      luaL_error(L, ACTION_ERR, "unknown field; expected code, reason, headers, delay, drop");
+    lua_pop(L, 1);
+  }
   lua_getfield(L, t, "drop");
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) luaL_error(L, ACTION_ERR, "drop: expected a boolean");
   act->drop = lua_toboolean(L, -1);
   lua_getfield(L, t, "code");
-  act->code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
-  if (act->code < 100 || act->code > 699) act->code = 0;
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 100 || lua_tointeger(L, -1) > 699)
+      luaL_error(L, ACTION_ERR, "code: expected an integer 100-699");
+    act->code = (int)lua_tointeger(L, -1);
+  }
   lua_getfield(L, t, "delay");
-  act->delay = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 0;
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0) || lua_tonumber(L, -1) > 3600)
+      luaL_error(L, ACTION_ERR, "delay: expected seconds, 0-3600");
+    act->delay = lua_tonumber(L, -1);
+  }
   lua_getfield(L, t, "reason");
-  if (lua_isstring(L, -1)) snprintf(act->reason, sizeof act->reason, "%s", lua_tostring(L, -1));
+  if (!lua_isnil(L, -1)) {
+    size_t len;
+    const char *r = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (!r || strcspn(r, "\r\n") != len || len >= sizeof act->reason)
+      luaL_error(L, ACTION_ERR, "reason: expected a string of one line, 63 bytes at most");
+    memcpy(act->reason, r, len + 1);
+  }
   lua_pop(L, 4);
   lua_getfield(L, t, "headers");
-  if (lua_istable(L, -1)) {
-    size_t n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-      const char *name = NULL, *value = NULL;
-      if (lua_istable(L, -1)) { /* { name, value } pairs */
-        lua_rawgeti(L, -1, 1);
-        lua_rawgeti(L, -2, 2);
-        name = lua_tostring(L, -2);
-        value = lua_tostring(L, -1);
-        if (name && value && n < sizeof act->headers)
-          n += (size_t)snprintf(act->headers + n, sizeof act->headers - n, "%s: %s\r\n", name, value);
-        lua_pop(L, 2);
-      } else if (lua_type(L, -2) == LUA_TSTRING) { /* name = value */
-        name = lua_tostring(L, -2);
-        value = luaL_tolstring(L, -1, NULL);
-        if (n < sizeof act->headers)
-          n += (size_t)snprintf(act->headers + n, sizeof act->headers - n, "%s: %s\r\n", name, value);
-        lua_pop(L, 1);
-      }
+  int h = lua_gettop(L);
+  if (!lua_isnil(L, h)) {
+    if (!lua_istable(L, h)) luaL_error(L, ACTION_ERR, "headers: expected a table");
+    size_t n = 0, len = (size_t)lua_rawlen(L, h);
+    for (size_t i = 1; i <= len; i++) { /* { {name, value}, ... } first, in order */
+      lua_rawgeti(L, h, (lua_Integer)i);
+      if (!lua_istable(L, -1)) luaL_error(L, ACTION_ERR, "headers: expected {name, value} pairs");
+      lua_rawgeti(L, -1, 1);
+      lua_rawgeti(L, -2, 2);
+      add_header(L, act, &n, lua_gettop(L) - 1, lua_gettop(L));
+      lua_pop(L, 3);
+    }
+    lua_pushnil(L); /* then { Name = value } */
+    while (lua_next(L, h)) {
+      if (lua_type(L, -2) == LUA_TSTRING) add_header(L, act, &n, lua_gettop(L) - 1, lua_gettop(L));
+      else if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || (size_t)lua_tointeger(L, -2) > len)
+        luaL_error(L, ACTION_ERR, "headers: expected names or {name, value} pairs");
       lua_pop(L, 1);
     }
   }
   lua_pop(L, 1);
 }
 
-static void on_request(void *ud, const sipub_compositor_request *r, sipub_compositor_action *act)
+/* Runs in protected mode: records the request, calls on_request, reads its action into a
+ * copy that reaches the compositor only when all of it is valid. */
+static int run_hook(lua_State *L)
 {
-  lcomp *lc = ud;
-  lua_State *L = lc->L;
-  int top = lua_gettop(L);
+  lcomp *lc = lua_touserdata(L, 1);
+  const sipub_compositor_request *r = lua_touserdata(L, 2);
+  sipub_compositor_action *act = lua_touserdata(L, 3);
   if (lc->requests_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, lc->requests_ref);
     lua_pushlstring(L, r->data, r->len);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     lua_pop(L, 1);
   }
-  if (lc->hook_ref == LUA_NOREF) return;
-  lua_pushcfunction(L, traceback);
+  if (lc->hook_ref == LUA_NOREF) return 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, lc->hook_ref);
   push_request(L, r);
-  if (lua_pcall(L, 1, 1, top + 1) != LUA_OK) {
-    /* report like any handler error, then answer by the rules */
-    lua_pushcfunction(L, lsipub_pcall_report);
-    lua_insert(L, -2);
-    lua_pcall(L, 1, 0, 0);
-  } else if (lua_istable(L, -1)) {
-    read_action(L, lua_gettop(L), act);
-  }
-  lua_settop(L, top);
+  lua_call(L, 1, 1);
+  if (lua_isnil(L, -1)) return 0;
+  if (!lua_istable(L, -1)) luaL_error(L, ACTION_ERR, "expected nil or a table");
+  sipub_compositor_action a;
+  memset(&a, 0, sizeof a);
+  read_action(L, lua_gettop(L), &a);
+  *act = a;
+  return 0;
+}
+
+/* An error in on_request (or a bad action) is reported like any handler error; the request
+ * is then processed by the rules. */
+static void on_request(void *ud, const sipub_compositor_request *r, sipub_compositor_action *act)
+{
+  lcomp *lc = ud;
+  lua_State *L = lc->L;
+  if (lc->requests_ref == LUA_NOREF && lc->hook_ref == LUA_NOREF) return;
+  lua_pushcfunction(L, run_hook);
+  lua_pushlightuserdata(L, lc);
+  lua_pushlightuserdata(L, (void *)r);
+  lua_pushlightuserdata(L, act);
+  lsipub_pcall(L, 3);
 }
 
 static int get_int(lua_State *L, int t, const char *k, int def, int min, int max)

@@ -3,6 +3,7 @@
 #include "lsipub.h"
 #include "sipub.h"
 #include "sipub_uv.h"
+#include "digest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -467,6 +468,12 @@ static int l_ua_new(lua_State *L)
   cfg.proxy_port = u->proxy_port;
   cfg.user_agent = ua_name;
   cfg.seed = (uint64_t)opt_integer(L, 1, "seed", 0);
+  cfg.auth_user = opt_string(L, 1, "auth_user");
+  cfg.password = opt_string(L, 1, "password");
+  cfg.ha1_md5 = opt_string(L, 1, "ha1_md5");
+  cfg.ha1_sha256 = opt_string(L, 1, "ha1_sha256");
+  cfg.ha1_sha512_256 = opt_string(L, 1, "ha1_sha512_256");
+  cfg.realm = opt_string(L, 1, "realm");
   if (!cfg.seed && uv_random(NULL, NULL, &cfg.seed, sizeof cfg.seed, 0, NULL) != 0)
     cfg.seed = (uint64_t)uv_hrtime() ^ (uint64_t)(uintptr_t)u;
 
@@ -813,6 +820,41 @@ static int l_parse_uri(lua_State *L)
   return 1;
 }
 
+/* core.digest{ algorithm, user, realm, password | ha1, nonce, cnonce, nc, qop, method, uri,
+ *              body } -> the request-digest (hex), as a client answering that challenge. */
+static int l_digest(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  dg_challenge c;
+  dg_credentials cr;
+  memset(&c, 0, sizeof c);
+  memset(&cr, 0, sizeof cr);
+  const char *alg = opt_string(L, 1, "algorithm");
+  if (dg_algorithm(alg ? alg : "MD5", &c.hash, &c.sess) != 0) return luaL_error(L, "unsupported algorithm");
+  const char *qop = opt_string(L, 1, "qop");
+  c.qop = !qop ? DG_QOP_NONE : strcmp(qop, "auth") == 0 ? DG_QOP_AUTH
+        : strcmp(qop, "auth-int") == 0 ? DG_QOP_AUTH_INT : (dg_qop)-1;
+  if ((int)c.qop < 0) return luaL_error(L, "unsupported qop");
+  c.realm = (char *)opt_string(L, 1, "realm");
+  c.nonce = (char *)opt_string(L, 1, "nonce");
+  cr.user = opt_string(L, 1, "user");
+  cr.password = opt_string(L, 1, "password");
+  cr.ha1[c.hash] = opt_string(L, 1, "ha1");
+  const char *method = opt_string(L, 1, "method"), *uri = opt_string(L, 1, "uri");
+  const char *cnonce = opt_string(L, 1, "cnonce");
+  size_t body_len = 0;
+  lua_getfield(L, 1, "body");
+  const char *body = lua_tolstring(L, -1, &body_len);
+  lua_pop(L, 1);
+  lua_Integer nc = opt_integer(L, 1, "nc", 1);
+  char out[129];
+  if (!c.realm || !c.nonce || !cr.user || !method || !uri ||
+      dg_response(&c, &cr, method, uri, body, body_len, (uint32_t)nc, cnonce ? cnonce : "", out) != 0)
+    return luaL_error(L, "digest: missing or invalid fields");
+  lua_pushstring(L, out);
+  return 1;
+}
+
 static int l_reason_phrases(lua_State *L)
 {
   const char *phrase;
@@ -853,7 +895,7 @@ __attribute__((visibility("default"))) int luaopen_sip_core(lua_State *L)
   };
   static const luaL_Reg funcs[] = {
     { "ua_new", l_ua_new }, { "run", l_run }, { "stop", l_stop }, { "timer", l_timer },
-    { "now", l_now },
+    { "now", l_now }, { "digest", l_digest },
     { "set_dispatch", l_set_dispatch }, { "set_error_handler", l_set_error_handler },
     { "report_error", l_report_error }, { "parse_uri", l_parse_uri },
     { "reason_phrases", l_reason_phrases }, { NULL, NULL }

@@ -9,7 +9,55 @@ UA.__index = UA
 local UA_KEYS = {
   uri = true, outbound_proxy = true, user_agent = true, local_address = true,
   local_port = true, via_host = true, transport = true, seed = true,
+  authorizationUser = true, password = true, ha1 = true, realm = true,
 }
+local HA1_ALGORITHMS = { ["MD5"] = "ha1_md5", ["SHA-256"] = "ha1_sha256", ["SHA-512-256"] = "ha1_sha512_256" }
+
+-- Digest credentials: authorizationUser (default: the user part of uri), password, and/or
+-- ha1 — H(user:realm:password) as hex: a string (32 digits: MD5; 64: SHA-256 and
+-- SHA-512-256) or a table keyed by algorithm — and an optional realm restriction.
+local function check_credentials(config, uri)
+  local c = {}
+  if config.password ~= nil then
+    c.password = check.string("UA.new", "password", config.password, 3, { header = true })
+  end
+  if config.ha1 ~= nil then
+    local ha1 = config.ha1
+    if type(ha1) == "string" then
+      if not ha1:match("^%x+$") or (#ha1 ~= 32 and #ha1 ~= 64) then
+        check.fail("UA.new", "ha1", "expected 32 (MD5) or 64 (SHA-256) hex digits", 3)
+      end
+      if #ha1 == 32 then c.ha1_md5 = ha1:lower() else c.ha1_sha256, c.ha1_sha512_256 = ha1:lower(), ha1:lower() end
+    elseif type(ha1) == "table" then
+      for alg, v in pairs(ha1) do
+        local field = HA1_ALGORITHMS[alg]
+        local want = alg == "MD5" and 32 or 64
+        if not field then
+          check.fail("UA.new", "ha1", "unknown algorithm " .. check.show(alg) ..
+                     " (MD5, SHA-256, SHA-512-256)", 3)
+        end
+        if type(v) ~= "string" or not v:match("^%x+$") or #v ~= want then
+          check.fail("UA.new", ("ha1[%q]"):format(alg), ("expected %d hex digits"):format(want), 3)
+        end
+        c[field] = v:lower()
+      end
+    else
+      check.fail("UA.new", "ha1", "expected a hex string or a table, got " .. check.show(ha1), 3)
+    end
+  end
+  if config.realm ~= nil then
+    c.realm = check.string("UA.new", "realm", config.realm, 3, { header = true })
+  end
+  if config.authorizationUser ~= nil then
+    c.auth_user = check.string("UA.new", "authorizationUser", config.authorizationUser, 3, { header = true })
+  elseif c.password or c.ha1_md5 or c.ha1_sha256 or c.ha1_sha512_256 then
+    c.auth_user = uri.user
+    if not c.auth_user then
+      check.fail("UA.new", "authorizationUser", "required when uri has no user part", 3)
+    end
+  end
+  return c
+end
 local OPTION_KEYS = { extraHeaders = true, contentType = true, expires = true, unpublishOnClose = true }
 
 -- Headers the library writes itself; an extra header with one of these names would make a
@@ -35,7 +83,7 @@ function UA.new(config)
     check.fail("UA.new", "config", "expected a table, got " .. check.show(config), 2)
   end
   check.known_keys("UA.new", "config", config, UA_KEYS, 2)
-  check_uri("UA.new", "uri", config.uri, 2)
+  local aor = check_uri("UA.new", "uri", config.uri, 2)
   local proxy
   if config.outbound_proxy ~= nil then
     proxy = check_uri("UA.new", "outbound_proxy", config.outbound_proxy, 2)
@@ -65,6 +113,8 @@ function UA.new(config)
   local seed
   if config.seed ~= nil then seed = check.integer("UA.new", "seed", config.seed, 2) end
 
+  local creds = check_credentials(config, aor)
+
   local self = setmetatable({ uri = config.uri, closed = false, _contexts = {} }, UA)
   self._core = core.ua_new {
     aor = config.uri,
@@ -76,6 +126,8 @@ function UA.new(config)
     local_port = local_port,
     virtual = transport == "virtual",
     seed = seed,
+    auth_user = creds.auth_user, password = creds.password, realm = creds.realm,
+    ha1_md5 = creds.ha1_md5, ha1_sha256 = creds.ha1_sha256, ha1_sha512_256 = creds.ha1_sha512_256,
   }
   return self
 end
