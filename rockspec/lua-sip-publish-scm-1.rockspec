@@ -17,18 +17,20 @@ external_dependencies = {
   LIBUV = { header = "uv.h", library = "uv" },
   OSIP2 = { header = "osip2/osip.h", library = "osip2" },
   OSIPPARSER2 = { header = "osipparser2/osip_parser.h", library = "osipparser2" },
+  OPENSSL = { header = "openssl/evp.h", library = "crypto" },
 }
 build = {
   type = "builtin",
   modules = {
     ["sip.core"] = {
       sources = {
-        "csrc/core.c", "csrc/message.c", "csrc/causes.c", "csrc/lsipub.c", "csrc/driver_uv.c",
+        "csrc/core.c", "csrc/message.c", "csrc/causes.c", "csrc/digest.c", "csrc/lsipub.c",
+        "csrc/driver_uv.c",
         "csrc/lcompositor.c", "csrc/compositor.c",
       },
-      libraries = { "osip2", "osipparser2", "uv" },
-      incdirs = { "csrc", "$(LIBUV_INCDIR)", "$(OSIP2_INCDIR)", "$(OSIPPARSER2_INCDIR)" },
-      libdirs = { "$(LIBUV_LIBDIR)", "$(OSIP2_LIBDIR)", "$(OSIPPARSER2_LIBDIR)" },
+      libraries = { "osip2", "osipparser2", "uv", "crypto" },
+      incdirs = { "csrc", "$(LIBUV_INCDIR)", "$(OSIP2_INCDIR)", "$(OSIPPARSER2_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(LIBUV_LIBDIR)", "$(OSIP2_LIBDIR)", "$(OSIPPARSER2_LIBDIR)", "$(OPENSSL_LIBDIR)" },
       defines = { "_GNU_SOURCE" },
     },
     ["sip"] = "lua/sip/init.lua",
