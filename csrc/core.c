@@ -132,6 +132,10 @@ struct sipub_pub {
   int closed, unpublish_on_close, released, listed;
   int recovering;   /* an initial PUBLISH sent after a 412 is in flight */
   int retries_423;
+  uint64_t valid_until;    /* when the state the server granted expires (0: none) */
+  unsigned backoff_ms;     /* the last back-off after a transient refresh failure */
+  int retry_pending;       /* the refresh timer is a retry of retry_op */
+  op_kind retry_op;
   int auth_rounds[2];      /* challenges answered for the request in flight: 401, 407 */
   int auth_stale_used[2];  /* the extra retry a stale=true challenge allows */
   unsigned pending_events; /* queued events */
@@ -300,6 +304,8 @@ typedef struct sent_info {
   int expires;
 } sent_info;
 static int pub_answer_challenge(sipub_pub *p, const sent_info *si, const msg_response *mr);
+static int pub_retry_transient(sipub_pub *p, const sent_info *si, const msg_response *mr,
+                               response_ref *resp, const char *cause);
 static void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
                       response_ref *resp, const char *cause);
 
@@ -464,6 +470,9 @@ static void pub_forget(sipub_pub *p)
   p->etag = NULL;
   p->recovering = 0;
   p->retries_423 = 0;
+  p->valid_until = 0;
+  p->backoff_ms = 0;
+  p->retry_pending = 0;
   timer_stop(&p->ua->timers, &p->refresh);
 }
 
@@ -471,7 +480,9 @@ static void pub_refresh_fire(sipub_ua *ua, timer *tm)
 {
   sipub_pub *p = (sipub_pub *)((char *)tm - offsetof(sipub_pub, refresh));
   (void)ua;
-  if (!p->tx && p->etag && !p->closed) pub_send(p, OP_REFRESH);
+  op_kind op = p->retry_pending ? p->retry_op : OP_REFRESH;
+  p->retry_pending = 0;
+  if (!p->tx && p->etag && !p->closed) pub_send(p, op);
   pub_maybe_free(p);
 }
 
@@ -508,6 +519,40 @@ static int pub_answer_challenge(sipub_pub *p, const sent_info *si, const msg_res
   a->valid = 1;
   p->auth_rounds[k]++;
   pub_send(p, si->op == OP_INITIAL || !p->etag ? OP_INITIAL : si->op);
+  return 1;
+}
+
+/* A refresh or modify that failed for a passing reason (408, 480, 500, 503, 504, Timer F)
+ * while the state the server granted is still valid: try again after a back-off (1 s,
+ * doubling up to 32 s, or the Retry-After the server asked for), reporting `progress`. The
+ * publication is given up only when the state would expire before the next try. */
+static int pub_retry_transient(sipub_pub *p, const sent_info *si, const msg_response *mr,
+                               response_ref *resp, const char *cause)
+{
+  sipub_ua *ua = p->ua;
+  if ((si->op != OP_REFRESH && si->op != OP_MODIFY) || !p->etag || p->closed ||
+      p->queued == Q_REMOVE || !p->valid_until)
+    return 0;
+  if (mr) {
+    int st = mr->status;
+    if (st != 408 && st != 480 && st != 500 && st != 503 && st != 504) return 0;
+  } else if (cause != SIPUB_CAUSE_REQUEST_TIMEOUT) {
+    return 0;
+  }
+  uint64_t delay;
+  if (mr && mr->retry_after >= 0) {
+    delay = (uint64_t)mr->retry_after * 1000;
+  } else {
+    delay = p->backoff_ms ? (uint64_t)p->backoff_ms * 2 : 1000;
+    if (delay > 32000) delay = 32000;
+    p->backoff_ms = (unsigned)delay;
+  }
+  if (ua->now + delay >= p->valid_until) return 0; /* too late: the state will be gone */
+  p->retry_op = si->op == OP_MODIFY || p->queued == Q_PUBLISH ? OP_MODIFY : OP_REFRESH;
+  p->queued = Q_NONE; /* the retry carries the newest body */
+  p->retry_pending = 1;
+  timer_start(&ua->timers, &p->refresh, ua->now + delay);
+  push_event(ua, p, SIPUB_EV_PROGRESS, resp, cause);
   return 1;
 }
 
@@ -555,6 +600,9 @@ static void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
       goto next;
     }
     long granted = mr->expires > 0 ? mr->expires : sent_expires;
+    p->valid_until = ua->now + (uint64_t)granted * 1000;
+    p->backoff_ms = 0;
+    p->retry_pending = 0;
     timer_start(&ua->timers, &p->refresh, ua->now + (uint64_t)granted * 900);
     push_event(ua, p, SIPUB_EV_PUBLISHED, resp, phrase);
     goto next;
@@ -588,6 +636,8 @@ static void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
     else pub_send(p, op);
     return;
   }
+
+  if (pub_retry_transient(p, si, mr, resp, mr ? phrase : cause)) return;
 
   /* Every other outcome ends the publication; the last body is kept for a new start. */
   pub_forget(p);
@@ -943,6 +993,12 @@ sipub_pub *sipub_pub_new(sipub_ua *ua, const sipub_pub_config *cfg, int *err)
   }
   if ((e = split_extra(p, cfg->extra_headers)) != 0) goto fail;
   if ((e = pick_dest(p, cfg->target)) != 0) goto fail;
+  if (cfg->etag) {
+    if (!*cfg->etag || !msg_header_safe(cfg->etag, strlen(cfg->etag))) goto fail;
+    if (!(p->etag = strdup(cfg->etag))) { e = SIPUB_ENOMEM; goto fail; }
+    /* Unknown expiry: assume the state lasts one requested interval from now. */
+    p->valid_until = ua->now + (uint64_t)p->req_expires * 1000;
+  }
   p->next = ua->pubs;
   if (ua->pubs) ua->pubs->prev = p;
   ua->pubs = p;
@@ -1022,6 +1078,21 @@ int sipub_pub_publish(sipub_pub *p, const char *body, size_t len)
     return 0;
   }
   if (!p->etag) return SIPUB_ENOSTATE;
+  pub_send(p, OP_REFRESH);
+  return 0;
+}
+
+int sipub_pub_resume(sipub_pub *p, const char *body, size_t len)
+{
+  if (p->closed || p->ua->closing) return SIPUB_ECLOSED;
+  if (!p->etag || p->tx) return SIPUB_ENOSTATE;
+  char *copy = malloc(len + 1);
+  if (!copy) return SIPUB_ENOMEM;
+  memcpy(copy, body, len);
+  copy[len] = '\0';
+  free(p->body);
+  p->body = copy;
+  p->body_len = len;
   pub_send(p, OP_REFRESH);
   return 0;
 }

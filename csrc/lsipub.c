@@ -577,7 +577,8 @@ static int l_ua_port(lua_State *L)
   return 1;
 }
 
-/* ua:pub_new(ctx, target, event, content_type, expires, extra_headers, unpublish_on_close) */
+/* ua:pub_new(ctx, target, event, content_type, expires, extra_headers, unpublish_on_close,
+ *            etag) */
 static int l_pub_new(lua_State *L)
 {
   lua_ua *u = check_ua(L, 1);
@@ -589,6 +590,7 @@ static int l_pub_new(lua_State *L)
   cfg.content_type = luaL_optstring(L, 5, NULL);
   cfg.expires = (int)luaL_checkinteger(L, 6);
   cfg.unpublish_on_close = lua_toboolean(L, 8);
+  cfg.etag = luaL_optstring(L, 9, NULL);
   const char *lines[65];
   size_t n = 0;
   if (!lua_isnoneornil(L, 7)) {
@@ -655,6 +657,15 @@ static int l_pub_publish(lua_State *L)
   const char *body = luaL_optlstring(L, 2, NULL, &len);
   ua_time(lp->ua);
   return pub_result(L, lp, sipub_pub_publish(lp->pub, body, len));
+}
+
+static int l_pub_resume(lua_State *L)
+{
+  lua_pub *lp = check_pub(L);
+  size_t len = 0;
+  const char *body = luaL_checklstring(L, 2, &len);
+  ua_time(lp->ua);
+  return pub_result(L, lp, sipub_pub_resume(lp->pub, body, len));
 }
 
 static int l_pub_unpublish(lua_State *L)
@@ -887,7 +898,8 @@ __attribute__((visibility("default"))) int luaopen_sip_core(lua_State *L)
     { NULL, NULL }
   };
   static const luaL_Reg pub_methods[] = {
-    { "publish", l_pub_publish }, { "unpublish", l_pub_unpublish }, { "close", l_pub_close },
+    { "publish", l_pub_publish }, { "resume", l_pub_resume }, { "unpublish", l_pub_unpublish },
+    { "close", l_pub_close },
     { "etag", l_pub_etag }, { "active", l_pub_active }, { NULL, NULL }
   };
   static const luaL_Reg timer_methods[] = {

@@ -179,7 +179,7 @@ static uint64_t parse_branch(const char *b, int *ours)
 int msg_parse_response(const char *data, size_t len, msg_response *out)
 {
   memset(out, 0, sizeof *out);
-  out->expires = out->min_expires = -1;
+  out->expires = out->min_expires = out->retry_after = -1;
   if (len < 12 || memcmp(data, "SIP/2.0 ", 8) != 0) return -1;
 
   size_t body_off = header_end(data, len);
@@ -232,6 +232,17 @@ int msg_parse_response(const char *data, size_t len, msg_response *out)
   h = NULL;
   if (osip_message_header_get_byname(m, "min-expires", 0, &h) >= 0 && h)
     out->min_expires = msg_parse_seconds(h->hvalue);
+  h = NULL;
+  if (osip_message_header_get_byname(m, "retry-after", 0, &h) >= 0 && h && h->hvalue) {
+    /* delta-seconds, possibly followed by a comment or parameters */
+    char num[16];
+    size_t k = 0;
+    const char *v = h->hvalue;
+    while (*v == ' ' || *v == '\t') v++;
+    while (k + 1 < sizeof num && v[k] >= '0' && v[k] <= '9') { num[k] = v[k]; k++; }
+    num[k] = '\0';
+    out->retry_after = k ? msg_parse_seconds(num) : -1;
+  }
   if (!out->reason || !out->call_id) goto done;
   if (m->status_code == 401 || m->status_code == 407) {
     osip_list_t *l = m->status_code == 401 ? &m->www_authenticates : &m->proxy_authenticates;

@@ -136,6 +136,7 @@ typedef struct sipub_pub_config {
   int expires;              /* > 0 */
   const char *const *extra_headers; /* "Name: value" lines, NULL-terminated, may be NULL */
   int unpublish_on_close;
+  const char *etag;         /* an entity-tag persisted earlier, to resume with; or NULL */
 } sipub_pub_config;
 
 /* Creates a publication (nothing is sent). NULL with *err set on bad input. */
@@ -146,6 +147,9 @@ void *sipub_pub_user(const sipub_pub *pub);
 
 /* body != NULL: initial or modify; body == NULL: refresh. */
 int sipub_pub_publish(sipub_pub *pub, const char *body, size_t len);
+/* For a publication created with an entity-tag: keeps body as the state and refreshes the
+ * server's publication; a 412 falls back to an initial PUBLISH with body. */
+int sipub_pub_resume(sipub_pub *pub, const char *body, size_t len);
 int sipub_pub_unpublish(sipub_pub *pub);
 /* Unpublishes (unpublish_on_close) or forgets the entity-tag locally; idempotent. */
 int sipub_pub_close(sipub_pub *pub);

@@ -26,7 +26,7 @@ function Context.new(ua, target, event, options)
     target = target, event = event, options = options, _ua = ua, _closed = false,
   }, Context)
   self._h = ua._core:pub_new(self, target, event, options.contentType, options.expires,
-                             options.extraHeaders, options.unpublishOnClose)
+                             options.extraHeaders, options.unpublishOnClose, options.etag)
   return self
 end
 

@@ -58,7 +58,9 @@ local function check_credentials(config, uri)
   end
   return c
 end
-local OPTION_KEYS = { extraHeaders = true, contentType = true, expires = true, unpublishOnClose = true }
+local OPTION_KEYS = {
+  extraHeaders = true, contentType = true, expires = true, unpublishOnClose = true, etag = true,
+}
 
 -- Headers the library writes itself; an extra header with one of these names would make a
 -- request carry it twice.
@@ -166,6 +168,12 @@ local function check_options(options)
   if options.expires ~= nil then
     out.expires = check.integer("publish", "options.expires", options.expires, 3, 1, 2147483647)
   end
+  if options.etag ~= nil then
+    out.etag = check.string("publish", "options.etag", options.etag, 3, { header = true })
+    if out.etag:find("[%s,]") then
+      check.fail("publish", "options.etag", "an entity-tag has no spaces or commas", 3)
+    end
+  end
   if options.unpublishOnClose ~= nil then
     out.unpublishOnClose = check.boolean("publish", "options.unpublishOnClose", options.unpublishOnClose, 3)
   end
@@ -185,7 +193,12 @@ function UA:publish(target, event, body, options)
   local ctx = Context.new(self, target, event, opts)
   self._contexts[ctx] = true
   ctx.body = body
-  local ok, err = ctx._h:publish(body)
+  local ok, err
+  if opts.etag then
+    ok, err = ctx._h:resume(body) -- a refresh of the state an earlier run published
+  else
+    ok, err = ctx._h:publish(body)
+  end
   if not ok then error("sip: cannot publish: " .. err, 2) end
   return ctx
 end
