@@ -22,6 +22,29 @@ function Compositor.new(opts)
   if opts.on_request ~= nil and type(opts.on_request) ~= "function" then
     check.fail("Compositor.new", "on_request", "expected a function, got " .. check.show(opts.on_request), 2)
   end
+  if opts.host ~= nil then check.string("Compositor.new", "host", opts.host, 2) end
+  local ranges = { port = { 0, 65535 }, min_expires = { 0, 0x7fffffff }, max_expires = { 1, 0x7fffffff },
+                   default_expires = { 1, 0x7fffffff } }
+  for _, k in ipairs { "port", "min_expires", "max_expires", "default_expires" } do
+    if opts[k] ~= nil then check.integer("Compositor.new", k, opts[k], 2, ranges[k][1], ranges[k][2]) end
+  end
+  if opts.any_address ~= nil then check.boolean("Compositor.new", "any_address", opts.any_address, 2) end
+  if opts.record ~= nil then check.boolean("Compositor.new", "record", opts.record, 2) end
+  if opts.events ~= nil then
+    if type(opts.events) ~= "table" then
+      check.fail("Compositor.new", "events", "expected an array of strings, got " .. check.show(opts.events), 2)
+    end
+    for i, ev in ipairs(opts.events) do
+      check.string("Compositor.new", ("events[%d]"):format(i), ev, 2, { header = true })
+      if ev:find("[%s;,]") then
+        check.fail("Compositor.new", ("events[%d]"):format(i), "expected an event package name, got " .. check.show(ev), 2)
+      end
+    end
+  end
+  local min, max = opts.min_expires or 0, opts.max_expires or 86400
+  if min > max then
+    check.fail("Compositor.new", "min_expires", ("must not exceed max_expires (%d > %d)"):format(min, max), 2)
+  end
   local h = core.compositor_new(opts)
   return setmetatable({ host = opts.host or "127.0.0.1", port = h:port(), _h = h }, Compositor)
 end

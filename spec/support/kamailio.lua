@@ -10,6 +10,12 @@
 --   k:restart { fresh_db = true }             -- same port; all published state lost
 --   k:stop()                                  -- always call it (finally/teardown)
 --
+--   -- digest authentication required for every PUBLISH (spec/kamailio/kamailio-auth.cfg):
+--   local k = K.start { auth = true, algorithm = "SHA-256", qop = "auth", challenge = 401,
+--                       users = { { "alice", "example.test", "secret" } } }
+--   k:requests()[i].auth                      -- the credentials each PUBLISH carried
+--   k:subscribers()                           -- rows of the subscriber table (with ha1)
+--
 -- Kamailio runs in the foreground of a background shell job (-DD -E), on 127.0.0.1 only,
 -- with the config in spec/kamailio/kamailio.cfg; the port, the database URL and the
 -- minimum Expires are given on the command line (-l, -A).
@@ -19,6 +25,8 @@ local SCHEMAS = {
   "/usr/share/kamailio/db_sqlite/standard-create.sql",
   "/usr/share/kamailio/db_sqlite/presence-create.sql",
 }
+-- The subscriber table, for start{ auth = true }.
+local AUTH_SCHEMA = "/usr/share/kamailio/db_sqlite/auth_db-create.sql"
 local START_TIMEOUT = 10 -- seconds until the UDP worker reports it is ready
 local STOP_TIMEOUT = 5   -- seconds between SIGTERM and SIGKILL
 local READY_MARK = "ESC: ready"
@@ -92,6 +100,7 @@ local function this_dir()
 end
 
 M.config = this_dir() .. "/../kamailio/kamailio.cfg"
+M.auth_config = this_dir() .. "/../kamailio/kamailio-auth.cfg"
 
 -- The pid of this Lua process: the parent of the shell io.popen starts.
 local lua_pid
@@ -148,13 +157,46 @@ end
 
 -- ---- database -------------------------------------------------------------------------
 
+local function sql_string(s)
+  return "'" .. tostring(s):gsub("'", "''") .. "'"
+end
+
+-- Hex digest of s with the digest algorithm's hash ("MD5" or "SHA-256"), by coreutils.
+local HASH_TOOLS = { ["MD5"] = "md5sum", ["SHA-256"] = "sha256sum" }
+function M.hash(algorithm, s)
+  local tool = HASH_TOOLS[algorithm or "MD5"]
+  if not tool then error("support.kamailio: no hash tool for " .. tostring(algorithm), 2) end
+  local out = capture(("printf '%%s' %s | %s"):format(quote(s), tool))
+  return (assert(out:match("^(%x+)"), "support.kamailio: " .. tool .. " failed"))
+end
+
 -- A new SQLite database from the shipped schemas, in WAL mode so that the specs can read
--- while Kamailio writes.
-local function create_db(path)
+-- while Kamailio writes. With `users` ({ {username, domain, password}, ... }), also the
+-- subscriber table with those rows: ha1 = H(username:domain:password) and
+-- ha1b = H(username@domain:domain:password) with `algorithm`'s hash (the realm is the
+-- domain; the config has Kamailio compute HA1 from the password column itself).
+local function create_db(path, users, algorithm)
   sh("rm -f " .. quote(path) .. " " .. quote(path .. "-wal") .. " " .. quote(path .. "-shm"))
-  local cmd = ("cat %s %s | sqlite3 -bail %s && sqlite3 %s 'PRAGMA journal_mode=WAL;' >/dev/null")
-    :format(quote(SCHEMAS[1]), quote(SCHEMAS[2]), quote(path), quote(path))
+  local schemas = { quote(SCHEMAS[1]), quote(SCHEMAS[2]) }
+  if users then schemas[3] = quote(AUTH_SCHEMA) end
+  local cmd = ("cat %s | sqlite3 -bail %s && sqlite3 %s 'PRAGMA journal_mode=WAL;' >/dev/null")
+    :format(table.concat(schemas, " "), quote(path), quote(path))
   if not sh(cmd) then error("support.kamailio: cannot create the database " .. path) end
+  if users and #users > 0 then
+    local rows = {}
+    for _, u in ipairs(users) do
+      local name, domain, password = u[1], u[2], u[3]
+      rows[#rows + 1] = ("(%s, %s, %s, %s, %s)"):format(
+        sql_string(name), sql_string(domain), sql_string(password),
+        sql_string(M.hash(algorithm, name .. ":" .. domain .. ":" .. password)),
+        sql_string(M.hash(algorithm, name .. "@" .. domain .. ":" .. domain .. ":" .. password)))
+    end
+    local sql = "INSERT INTO subscriber (username, domain, password, ha1, ha1b) VALUES " ..
+                table.concat(rows, ", ") .. ";"
+    if not sh(("sqlite3 -bail %s %s"):format(quote(path), quote(sql))) then
+      error("support.kamailio: cannot add the subscribers to " .. path)
+    end
+  end
 end
 
 local function split(s, sep)
@@ -193,8 +235,10 @@ end
 -- ---- availability ---------------------------------------------------------------------
 
 -- true, or false and the reason: the kamailio binary, the modules the config loads
--- (checked by `kamailio -c`), the SQLite schemas and the sqlite3 CLI.
-function M.available()
+-- (checked by `kamailio -c`), the SQLite schemas and the sqlite3 CLI. With { auth = true },
+-- for the config with digest authentication (auth, auth_db modules, subscriber schema).
+function M.available(opts)
+  local auth = opts and opts.auth
   local bin = kamailio_bin()
   if not bin then return false, "kamailio is not installed" end
   if capture("command -v sqlite3 2>/dev/null") == "" then
@@ -203,7 +247,9 @@ function M.available()
   for _, schema in ipairs(SCHEMAS) do
     if not file_exists(schema) then return false, "missing " .. schema end
   end
-  local out, ok = capture(("cd /tmp && %s -c -f %s 2>&1"):format(quote(bin), quote(M.config)))
+  if auth and not file_exists(AUTH_SCHEMA) then return false, "missing " .. AUTH_SCHEMA end
+  local config = auth and M.auth_config or M.config
+  local out, ok = capture(("cd /tmp && %s -c -f %s 2>&1"):format(quote(bin), quote(config)))
   if not ok then
     return false, "kamailio -c rejects the config (modules missing?): " .. out:sub(-600)
   end
@@ -215,13 +261,32 @@ end
 local Server = {}
 Server.__index = Server
 
+-- qop option -> the auth config's QOP and CHALLENGE_FLAGS defines.
+local QOPS = { auth = { '"auth"', 1 }, ["auth-int"] = { '"auth-int"', 2 }, none = { '""', 0 } }
+
+local function auth_defines(self)
+  if not self.auth then return "" end
+  local q = QOPS[self.qop]
+  local list = {
+    "-A", quote(('ALGORITHM="%s"'):format(self.algorithm)),
+    "-A", quote("QOP=" .. q[1]), "-A", quote("CHALLENGE_FLAGS=" .. q[2]),
+  }
+  if self.nonce_expire then
+    list[#list + 1] = "-A " .. quote(("NONCE_EXPIRE=%d"):format(self.nonce_expire))
+  end
+  if self.challenge == 401 then list[#list + 1] = "-A WWW_AUTH" end
+  return table.concat(list, " ")
+end
+
 local function command_line(self)
   return table.concat({
-    quote(self.bin), "-f", quote(M.config), "-DD", "-E", "-m", "256", "-M", "16",
+    quote(self.bin), "-f", quote(self.auth and M.auth_config or M.config),
+    "-DD", "-E", "-m", "256", "-M", "16",
     "-P", quote(self.dir .. "/kamailio.pid"), "-Y", quote(self.dir .. "/run"),
     "-w", quote(self.dir), "-l", quote(("udp:127.0.0.1:%d"):format(self.port)),
     "-A", quote(('DBURL="sqlite:///%s"'):format(self.db)),
     "-A", quote(("MIN_EXPIRES=%d"):format(self.min_expires)),
+    auth_defines(self),
     self.debug and ("--debug=" .. self.debug) or "",
   }, " ")
 end
@@ -309,7 +374,33 @@ local function pv(v)
   return v
 end
 
+-- The parameters of a Digest credentials value: { username=, realm=, nonce=, uri=,
+-- response=, algorithm=, qop=, nc=, cnonce=, opaque= } (quotes removed); nil if none.
+local function parse_credentials(value)
+  value = pv(value)
+  if not value then return nil end
+  local scheme, rest = value:match("^%s*(%S+)%s*(.*)$")
+  local c = { scheme = scheme }
+  local pos = 1
+  while pos <= #rest do
+    local name, after = rest:match("^[%s,]*([%w%-]+)%s*=%s*()", pos)
+    if not name then break end
+    local v, nxt
+    if rest:sub(after, after) == '"' then
+      v, nxt = rest:match('^"([^"]*)"()', after)
+    else
+      v, nxt = rest:match("^([^%s,]*)()", after)
+    end
+    if not v then break end
+    c[name:lower()] = v
+    pos = nxt
+  end
+  return c
+end
+
 local function parse_request_line(line)
+  local head, cred = line:match("^(.-) cred=(.*)$")
+  line = head or line
   local fields = {}
   for key, value in line:gmatch("(%w[%w%-]*)=(%S*)") do fields[key] = value end
   return {
@@ -317,18 +408,25 @@ local function parse_request_line(line)
     if_match = pv(fields["if-match"]), content_type = pv(fields.ctype),
     length = tonumber(pv(fields.length)) or 0, cseq = tonumber(pv(fields.cseq)),
     call_id = pv(fields.callid), branch = pv(fields.branch),
+    auth_header = pv(fields.authhdr), auth = parse_credentials(cred),
   }
 end
 
 -- The PUBLISH requests the running Kamailio received since its last (re)start, in order,
 -- as logged by the config (one line each): ruri, event, expires, if_match, content_type,
 -- length, cseq, call_id, branch. UDP retransmissions (same branch) are listed once.
+-- Under the auth config also: auth_header ("Authorization", "Proxy-Authorization" or nil),
+-- auth (the Digest parameters it carried, see parse_credentials) and auth_rc (the return
+-- code of the authentication function: 1 accepted, -2 wrong password, -3 unknown user,
+-- -4 stale nonce or nc not increasing, -5 no credentials, ...; the request was challenged
+-- when it is negative).
 function Server:requests()
   local text = read_file(self.log) or ""
   local start = 1
   for pos in text:gmatch("()%-%-%-%- start on port") do start = pos end
+  text = text:sub(start)
   local list, seen = {}, {}
-  for line in text:sub(start):gmatch("ESC: PUBLISH ([^\n]*)") do
+  for line in text:gmatch("ESC: PUBLISH ([^\n]*)") do
     local req = parse_request_line(line)
     local key = req.branch and (req.branch .. " " .. tostring(req.cseq))
     if not key or not seen[key] then
@@ -336,7 +434,17 @@ function Server:requests()
       list[#list + 1] = req
     end
   end
+  for rc, cseq, branch in text:gmatch("ESC: AUTH rc=(%-?%d+) cseq=(%d+) branch=([^\n]*)") do
+    for _, req in ipairs(list) do
+      if req.branch == branch and req.cseq == tonumber(cseq) then req.auth_rc = tonumber(rc) end
+    end
+  end
   return list
+end
+
+-- The subscriber table (auth): username, domain, password, ha1, ha1b.
+function Server:subscribers()
+  return self:query("SELECT username, domain, password, ha1, ha1b FROM subscriber ORDER BY id")
 end
 
 -- Stops Kamailio and starts it again on the same port; with fresh_db the database is
@@ -344,7 +452,7 @@ end
 function Server:restart(opts)
   opts = opts or {}
   self:_kill()
-  if opts.fresh_db then create_db(self.db) end
+  if opts.fresh_db then create_db(self.db, self.users, self.algorithm) end
   local ok, why = self:_launch()
   if not ok then error("support.kamailio: restart failed: " .. why .. "\n" .. self:log_tail()) end
   return self
@@ -364,7 +472,15 @@ end
 Server.__gc = function(self) self:stop() end
 
 -- Starts a fresh Kamailio. opts: port (default: a free one), min_expires (default 60),
--- debug (Kamailio log level, default the config's 2).
+-- debug (Kamailio log level, default the config's 2). With auth = true, the config that
+-- challenges every PUBLISH (spec/kamailio/kamailio-auth.cfg), and:
+--   users      { {username, domain, password}, ... } put in the subscriber table (the
+--              realm is the From domain, so domain is the realm)
+--   algorithm  "MD5" (default) or "SHA-256" (all Kamailio 5.6 offers)
+--   qop        "auth" (default), "auth-int" or "none"
+--   challenge  407 (default: auth_check/auth_challenge, Proxy-Authenticate) or 401
+--              (www_authenticate/www_challenge, WWW-Authenticate)
+--   nonce_expire  seconds a nonce is accepted (default 300); then stale=true challenges
 function M.start(opts)
   opts = opts or {}
   local bin = kamailio_bin()
@@ -376,7 +492,22 @@ function M.start(opts)
     bin = bin, dir = dir, db = dir .. "/presence.db", log = dir .. "/kamailio.log",
     min_expires = opts.min_expires or 60, debug = opts.debug,
   }, Server)
-  create_db(self.db)
+  if opts.auth then
+    self.auth = true
+    self.users = opts.users or {}
+    self.algorithm = opts.algorithm or "MD5"
+    self.qop = opts.qop or "auth"
+    self.challenge = opts.challenge or 407
+    self.nonce_expire = opts.nonce_expire
+    if not HASH_TOOLS[self.algorithm] then
+      error("support.kamailio: algorithm must be MD5 or SHA-256", 2)
+    end
+    if not QOPS[self.qop] then error("support.kamailio: qop must be auth, auth-int or none", 2) end
+    if self.challenge ~= 401 and self.challenge ~= 407 then
+      error("support.kamailio: challenge must be 401 or 407", 2)
+    end
+  end
+  create_db(self.db, self.users, self.algorithm)
   -- An automatic port may be taken between the check and the bind: try a few.
   local attempts = opts.port and 1 or 5
   local why
