@@ -1054,17 +1054,25 @@ void *sipub_pub_user(const sipub_pub *p)
   return p->user;
 }
 
+/* Keeps a copy of body as the publication's state (sent by initial/modify, and by a 412
+ * recovery). */
+static int pub_set_body(sipub_pub *p, const char *body, size_t len)
+{
+  char *copy = malloc(len + 1);
+  if (!copy) return SIPUB_ENOMEM;
+  memcpy(copy, body, len);
+  copy[len] = '\0';
+  free(p->body);
+  p->body = copy;
+  p->body_len = len;
+  return 0;
+}
+
 int sipub_pub_publish(sipub_pub *p, const char *body, size_t len)
 {
   if (p->closed || p->ua->closing) return SIPUB_ECLOSED;
   if (body) {
-    char *copy = malloc(len + 1);
-    if (!copy) return SIPUB_ENOMEM;
-    memcpy(copy, body, len);
-    copy[len] = '\0';
-    free(p->body);
-    p->body = copy;
-    p->body_len = len;
+    if (pub_set_body(p, body, len) != 0) return SIPUB_ENOMEM;
     if (p->tx) {
       p->queued = Q_PUBLISH;
       return 0;
@@ -1086,13 +1094,7 @@ int sipub_pub_resume(sipub_pub *p, const char *body, size_t len)
 {
   if (p->closed || p->ua->closing) return SIPUB_ECLOSED;
   if (!p->etag || p->tx) return SIPUB_ENOSTATE;
-  char *copy = malloc(len + 1);
-  if (!copy) return SIPUB_ENOMEM;
-  memcpy(copy, body, len);
-  copy[len] = '\0';
-  free(p->body);
-  p->body = copy;
-  p->body_len = len;
+  if (pub_set_body(p, body, len) != 0) return SIPUB_ENOMEM;
   pub_send(p, OP_REFRESH);
   return 0;
 }

@@ -1,8 +1,8 @@
 /* digest.c — digest challenges read with libosip2's header parser and answered with
  * OpenSSL's hashes (MD5, SHA-256, SHA-512/256), qop auth, auth-int or none (RFC 2069). */
 #include "digest.h"
+#include "message.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,23 +157,6 @@ int dg_strength(const dg_challenge *c)
   return (int)c->hash;
 }
 
-/* Formats into a malloc'd string, for hashing "a:b:c" inputs of any length. */
-static char *join(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *join(const char *f, ...)
-{
-  va_list ap;
-  va_start(ap, f);
-  int n = vsnprintf(NULL, 0, f, ap);
-  va_end(ap);
-  if (n < 0) return NULL;
-  char *s = malloc((size_t)n + 1);
-  if (!s) return NULL;
-  va_start(ap, f);
-  vsnprintf(s, (size_t)n + 1, f, ap);
-  va_end(ap);
-  return s;
-}
-
 static int hash_of(dg_hash h, char *s, char *out)
 {
   int rc = s ? dg_hex(h, s, strlen(s), out) : -1;
@@ -192,23 +175,23 @@ int dg_response(const dg_challenge *c, const dg_credentials *cr, const char *met
   if (cr->ha1[c->hash] && !cr->password) {
     snprintf(ha1, sizeof ha1, "%s", cr->ha1[c->hash]);
   } else if (!cr->password ||
-             hash_of(c->hash, join("%s:%s:%s", cr->user, c->realm, cr->password), ha1) != 0) {
+             hash_of(c->hash, msg_format("%s:%s:%s", cr->user, c->realm, cr->password), ha1) != 0) {
     return -1;
   }
-  if (c->sess && hash_of(c->hash, join("%s:%s:%s", ha1, c->nonce, cnonce), ha1) != 0) return -1;
+  if (c->sess && hash_of(c->hash, msg_format("%s:%s:%s", ha1, c->nonce, cnonce), ha1) != 0) return -1;
   if (c->qop == DG_QOP_AUTH_INT) {
     if (dg_hex(c->hash, body ? body : "", body ? body_len : 0, hbody) != 0 ||
-        hash_of(c->hash, join("%s:%s:%s", method, uri, hbody), ha2) != 0)
+        hash_of(c->hash, msg_format("%s:%s:%s", method, uri, hbody), ha2) != 0)
       return -1;
-  } else if (hash_of(c->hash, join("%s:%s", method, uri), ha2) != 0) {
+  } else if (hash_of(c->hash, msg_format("%s:%s", method, uri), ha2) != 0) {
     return -1;
   }
   snprintf(ncs, sizeof ncs, "%08x", (unsigned)nc);
   int rc;
   if (c->qop == DG_QOP_NONE)
-    rc = hash_of(c->hash, join("%s:%s:%s", ha1, c->nonce, ha2), out);
+    rc = hash_of(c->hash, msg_format("%s:%s:%s", ha1, c->nonce, ha2), out);
   else
-    rc = hash_of(c->hash, join("%s:%s:%s:%s:%s:%s", ha1, c->nonce, ncs, cnonce,
+    rc = hash_of(c->hash, msg_format("%s:%s:%s:%s:%s:%s", ha1, c->nonce, ncs, cnonce,
                                c->qop == DG_QOP_AUTH ? "auth" : "auth-int", ha2), out);
   OPENSSL_cleanse(ha1, sizeof ha1);
   return rc;
@@ -243,7 +226,7 @@ char *dg_authorization(const dg_challenge *c, const dg_credentials *cr, const ch
   char *user = quoted(cr->user), *realm = quoted(c->realm), *nonce = quoted(c->nonce);
   char *quri = quoted(uri), *opaque = c->opaque ? quoted(c->opaque) : NULL;
   if (user && realm && nonce && quri && (!c->opaque || opaque))
-    out = join("Digest username=%s, realm=%s, nonce=%s, uri=%s, response=\"%s\", algorithm=%s%s%s%s%s",
+    out = msg_format("Digest username=%s, realm=%s, nonce=%s, uri=%s, response=\"%s\", algorithm=%s%s%s%s%s",
                user, realm, nonce, quri, resp, hash_names[c->hash], c->sess ? "-sess" : "", qop,
                opaque ? ", opaque=" : "", opaque ? opaque : "");
   free(user);

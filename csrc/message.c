@@ -41,9 +41,7 @@ static int set_uri(osip_message_t *m, const char *ruri)
   return 0;
 }
 
-/* snprintf into a buffer of the right size: URIs and tags have no length limit here. */
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
+char *msg_format(const char *f, ...)
 {
   va_list ap;
   va_start(ap, f);
@@ -59,7 +57,7 @@ static char *fmt(const char *f, ...)
 }
 
 /* Sets one header from a formatted value; libosip2 copies what it keeps. */
-static int set_fmt(int (*setter)(osip_message_t *, const char *), osip_message_t *m, char *value)
+static int set_msg_format(int (*setter)(osip_message_t *, const char *), osip_message_t *m, char *value)
 {
   int rc = value ? setter(m, value) : -1;
   free(value);
@@ -77,15 +75,15 @@ int msg_build_request(const msg_request *r, char **out, size_t *len)
   osip_message_set_version(m, osip_strdup("SIP/2.0"));
   if (set_uri(m, r->ruri) != 0) goto done;
 
-  if (set_fmt(osip_message_set_via, m,
-              fmt("SIP/2.0/%s %s:%d;branch=" MSG_BRANCH_PREFIX "%016llx;rport",
+  if (set_msg_format(osip_message_set_via, m,
+              msg_format("SIP/2.0/%s %s:%d;branch=" MSG_BRANCH_PREFIX "%016llx;rport",
                   r->reliable ? "TCP" : "UDP", r->via_host, r->via_port,
                   (unsigned long long)r->branch)) != 0)
     goto done;
   osip_message_set_max_forwards(m, "70");
-  if (set_fmt(osip_message_set_from, m, fmt("<%s>;tag=%s", r->from_uri, r->from_tag)) != 0)
+  if (set_msg_format(osip_message_set_from, m, msg_format("<%s>;tag=%s", r->from_uri, r->from_tag)) != 0)
     goto done;
-  if (set_fmt(osip_message_set_to, m, fmt("<%s>", r->to_uri)) != 0) goto done;
+  if (set_msg_format(osip_message_set_to, m, msg_format("<%s>", r->to_uri)) != 0) goto done;
   if (osip_message_set_call_id(m, r->call_id) != 0) goto done;
   snprintf(num, sizeof num, "%u PUBLISH", (unsigned)r->cseq);
   osip_message_set_cseq(m, num);

@@ -67,6 +67,10 @@ void msg_response_clear(msg_response *r);
 /* Parses a decimal delta-seconds value (surrounding whitespace allowed); -1 if invalid. */
 long msg_parse_seconds(const char *s);
 
+/* snprintf into a malloc'd buffer of the right size (URIs, tags and digest inputs have no
+ * length limit); NULL when out of memory. */
+char *msg_format(const char *f, ...) __attribute__((format(printf, 1, 2)));
+
 /* 1 when s (len bytes) holds no CR, LF or NUL. */
 int msg_header_safe(const char *s, size_t len);
 
