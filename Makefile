@@ -40,8 +40,8 @@ $(BUILD)/sip/core.so: $(CORE_OBJ) $(BIND_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN) -o $@ $^ $(LIBS)
 
-$(BUILD)/sip-compositor: csrc/compositor_main.c $(BUILD)/obj/compositor.o $(CORE_OBJ) $(HEADERS)
-	$(CC) $(BASE_CFLAGS) -Icsrc -o $@ csrc/compositor_main.c $(BUILD)/obj/compositor.o $(CORE_OBJ) $(LIBS)
+$(BUILD)/sip-compositor: csrc/compositor_main.c $(BUILD)/obj/compositor.o $(BUILD)/obj/causes.o $(HEADERS)
+	$(CC) $(BASE_CFLAGS) -Icsrc -o $@ csrc/compositor_main.c $(BUILD)/obj/compositor.o $(BUILD)/obj/causes.o -losip2 -losipparser2 -luv
 
 # Installs the Debian packages the build and the suite need, when some are missing.
 deps:

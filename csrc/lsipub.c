@@ -66,10 +66,6 @@ static int l_report_error(lua_State *L)
   return 0;
 }
 
-int lsipub_pcall_report(lua_State *L)
-{
-  return l_report_error(L);
-}
 
 lua_State *lsipub_mainthread(lua_State *L)
 {

@@ -23,9 +23,6 @@ lua_State *lsipub_mainthread(lua_State *L);
  * Pops the function and its arguments; returns 0 on success, else the Lua status. */
 int lsipub_pcall(lua_State *L, int nargs);
 
-/* A lua_CFunction reporting its argument (an error message) like lsipub_pcall does. */
-int lsipub_pcall_report(lua_State *L);
-
 /* Registers the test compositor's constructor (compositor_new) in the table at the top. */
 void lsipub_compositor_open(lua_State *L);
 
