@@ -11,6 +11,7 @@
 #include <osipparser2/osip_parser.h>
 
 #define MAX_423_RETRIES 2
+#define MIN_RETRY_MS 50 /* below this, a retry could not be answered before the state ends */
 
 /* ---- timers: a binary min-heap of deadlines embedded in their owners ------------------- */
 
@@ -105,6 +106,7 @@ struct txn {
   uint32_t cseq;
   int expires;       /* the Expires it carried */
   int last_1xx;
+  uint64_t started;   /* first transmission: the server's interval starts no earlier */
   uint64_t e_at, f_at;
   unsigned e_interval;
   char *req;
@@ -302,6 +304,7 @@ static void tx_fire(sipub_ua *ua, timer *tm);
 typedef struct sent_info {
   op_kind op;
   int expires;
+  uint64_t started; /* when the request was first sent */
 } sent_info;
 static int pub_answer_challenge(sipub_pub *p, const sent_info *si, const msg_response *mr);
 static int pub_retry_transient(sipub_pub *p, const sent_info *si, const msg_response *mr,
@@ -328,7 +331,7 @@ static void tx_complete(sipub_ua *ua, txn *t)
 static void tx_fail(sipub_ua *ua, txn *t, const char *cause)
 {
   sipub_pub *p = t->pub;
-  sent_info si = { t->op, t->expires };
+  sent_info si = { t->op, t->expires, t->started };
   p->tx = NULL;
   tx_destroy(ua, t);
   pub_final(p, &si, NULL, NULL, cause);
@@ -382,7 +385,7 @@ static void pub_send(sipub_pub *p, op_kind op)
 {
   sipub_ua *ua = p->ua;
   txn *t = calloc(1, sizeof *t);
-  sent_info si = { op, op == OP_REMOVE ? 0 : p->req_expires };
+  sent_info si = { op, op == OP_REMOVE ? 0 : p->req_expires, ua->now };
   if (!t || (ua->ntx + 1 > ua->nbuckets && tx_table_grow(ua) != 0)) {
     free(t);
     pub_final(p, &si, NULL, NULL, SIPUB_CAUSE_CONNECTION_ERROR);
@@ -434,6 +437,7 @@ static void pub_send(sipub_pub *p, op_kind op)
   p->tx = t;
   timer_stop(&ua->timers, &p->refresh); /* this request refreshes; its 2xx re-arms */
 
+  t->started = ua->now;
   t->e_interval = ua->t1;
   t->e_at = ua->now + ua->t1;
   t->f_at = ua->now + 64 * (uint64_t)ua->t1;
@@ -524,8 +528,9 @@ static int pub_answer_challenge(sipub_pub *p, const sent_info *si, const msg_res
 
 /* A refresh or modify that failed for a passing reason (408, 480, 500, 503, 504, Timer F)
  * while the state the server granted is still valid: try again after a back-off (1 s,
- * doubling up to 32 s, or the Retry-After the server asked for), reporting `progress`. The
- * publication is given up only when the state would expire before the next try. */
+ * doubling up to 32 s, shortened to half of the validity left; or the Retry-After the
+ * server asked for), reporting `progress`. The publication is given up only when the state
+ * would expire before the next try could be answered. */
 static int pub_retry_transient(sipub_pub *p, const sent_info *si, const msg_response *mr,
                                response_ref *resp, const char *cause)
 {
@@ -539,15 +544,19 @@ static int pub_retry_transient(sipub_pub *p, const sent_info *si, const msg_resp
   } else if (cause != SIPUB_CAUSE_REQUEST_TIMEOUT) {
     return 0;
   }
-  uint64_t delay;
+  if (ua->now >= p->valid_until) return 0;
+  uint64_t remaining = p->valid_until - ua->now, delay;
   if (mr && mr->retry_after >= 0) {
     delay = (uint64_t)mr->retry_after * 1000;
+    if (delay >= remaining) return 0; /* the server asks for longer than the state lasts */
   } else {
     delay = p->backoff_ms ? (uint64_t)p->backoff_ms * 2 : 1000;
     if (delay > 32000) delay = 32000;
     p->backoff_ms = (unsigned)delay;
+    /* Short intervals leave little time: fit the tries into what is left of it. */
+    if (delay >= remaining) delay = remaining / 2;
+    if (delay < MIN_RETRY_MS) return 0;
   }
-  if (ua->now + delay >= p->valid_until) return 0; /* too late: the state will be gone */
   p->retry_op = si->op == OP_MODIFY || p->queued == Q_PUBLISH ? OP_MODIFY : OP_REFRESH;
   p->queued = Q_NONE; /* the retry carries the newest body */
   p->retry_pending = 1;
@@ -599,11 +608,13 @@ static void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
       if (!p->unpublish_on_close) pub_forget(p);
       goto next;
     }
+    /* The granted interval runs from when the server took the request, which is no later
+     * than its first transmission: count from there, not from this (perhaps slow) answer. */
     long granted = mr->expires > 0 ? mr->expires : sent_expires;
-    p->valid_until = ua->now + (uint64_t)granted * 1000;
+    p->valid_until = si->started + (uint64_t)granted * 1000;
     p->backoff_ms = 0;
     p->retry_pending = 0;
-    timer_start(&ua->timers, &p->refresh, ua->now + (uint64_t)granted * 900);
+    timer_start(&ua->timers, &p->refresh, si->started + (uint64_t)granted * 900);
     push_event(ua, p, SIPUB_EV_PUBLISHED, resp, phrase);
     goto next;
   }
@@ -688,7 +699,7 @@ void sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const char *data, size_t le
       push_event(ua, p, SIPUB_EV_PROGRESS, resp, sipub_reason_phrase(mr.status));
     }
   } else {
-    sent_info si = { t->op, t->expires };
+    sent_info si = { t->op, t->expires, t->started };
     p->tx = NULL;
     tx_complete(ua, t);
     pub_final(p, &si, &mr, resp, NULL);
@@ -964,15 +975,24 @@ static int valid_token(const char *s)
   return 1;
 }
 
+/* A media type libosip2 can carry: type "/" subtype, parameters allowed. */
+static int valid_content_type(const char *s)
+{
+  osip_content_type_t *ct = NULL;
+  if (!*s || !msg_header_safe(s, strlen(s)) || osip_content_type_init(&ct) != 0) return 0;
+  int ok = osip_content_type_parse(ct, s) == 0 && ct->type && *ct->type && ct->subtype &&
+           *ct->subtype && !strchr(ct->type, ' ') && !strchr(ct->subtype, ' ');
+  osip_content_type_free(ct);
+  return ok;
+}
+
 sipub_pub *sipub_pub_new(sipub_ua *ua, const sipub_pub_config *cfg, int *err)
 {
   int e = SIPUB_EINVAL;
   sipub_pub *p = NULL;
   if (ua->closing) { e = SIPUB_ECLOSED; goto fail; }
   if (!cfg->target || !valid_uri(cfg->target) || !cfg->event || !valid_token(cfg->event) ||
-      cfg->expires <= 0 ||
-      (cfg->content_type && (!*cfg->content_type ||
-                             !msg_header_safe(cfg->content_type, strlen(cfg->content_type)))))
+      cfg->expires <= 0 || (cfg->content_type && !valid_content_type(cfg->content_type)))
     goto fail;
   p = calloc(1, sizeof *p);
   if (!p) { e = SIPUB_ENOMEM; goto fail; }

@@ -7,13 +7,12 @@ local testing = require "sip.testing"
 local function retry_after(v) return { headers = { { "Retry-After", v } } } end
 
 describe("retry after a passing failure", function()
-  it("backs off 1, 2, 4 ... 32 s while the state lasts, then gives up", function()
+  it("backs off 1, 2, 4 ... 32 s, then fits the last tries into what is left, then gives up", function()
     local t = S.published() -- refresh at 3240 s, state valid until 3600 s
     local r = S.fires_at(t.net, 3240)
     local at, delay, tries = 3240, 1, 0
-    while true do
+    while at + delay < 3600 do -- whole back-offs while they fit
       t.net:reply(r, 503)
-      if at + delay >= 3600 then break end
       S.events(t.rec, { "progress(503,Service Unavailable)" })
       at = at + delay
       r = S.fires_at(t.net, at)
@@ -21,9 +20,29 @@ describe("retry after a passing failure", function()
       tries = tries + 1
       delay = math.min(delay * 2, 32)
     end
+    assert.are.equal(15, tries) -- 1+2+4+8+16 = 31 s, then 32 s × 10 = 351 s
+    -- then half of what is left each time, while that is at least 50 ms
+    local halves = 0
+    while true do
+      t.net:reply(r, 503)
+      if t.rec[#t.rec].event ~= "progress" then break end
+      S.clear(t.rec)
+      local left_ms = math.floor((3600 - t.net:now()) * 1000 + 0.5) -- the core counts in ms
+      r = S.fires_at(t.net, t.net:now() + (left_ms // 2) / 1000)
+      halves = halves + 1
+    end
+    assert.is_true(halves >= 5, halves)
+    assert.is_true(t.net:now() < 3600)
     S.events(t.rec, { "failed(503,Service Unavailable)", "unpublished(503,Service Unavailable)" })
-    assert.is_true(tries >= 10, "tries: " .. tries) -- 1+2+4+8+16+32×n up to 360 s
     S.quiet(t.net, 10000)
+  end)
+
+  it("counts the granted interval from the request, not from a slow answer", function()
+    local t = S.start()
+    t.net:advance(3)
+    for _, x in ipairs(t.net:sent()) do S.retransmission(x, t.req) end
+    S.ok(t.net, t.req, "e1", 60) -- answered 3 s after it was sent
+    S.refresh(S.fires_at(t.net, 54), "e1", 3600) -- 0.9 × 60 s from the send, not 57 s
   end)
 
   it("a success resets the back-off", function()

@@ -11,6 +11,7 @@ local UA_KEYS = {
   local_port = true, via_host = true, transport = true, seed = true,
   authorizationUser = true, password = true, ha1 = true, realm = true,
 }
+local MAX_EXTRA_HEADERS = 64 -- as the core accepts
 local HA1_ALGORITHMS = { ["MD5"] = "ha1_md5", ["SHA-256"] = "ha1_sha256", ["SHA-512-256"] = "ha1_sha512_256" }
 
 -- Digest credentials: authorizationUser (default: the user part of uri), password, and/or
@@ -98,7 +99,8 @@ function UA.new(config)
   else
     check.string("UA.new", "user_agent", user_agent, 2, { header = true })
   end
-  local transport = config.transport or "udp"
+  local transport = config.transport
+  if transport == nil then transport = "udp" end
   if transport ~= "udp" and transport ~= "virtual" then
     check.fail("UA.new", "transport", "expected 'udp' or 'virtual', got " .. check.show(transport), 2)
   end
@@ -161,9 +163,20 @@ local function check_options(options)
     if #out.extraHeaders ~= (function() local n = 0 for _ in pairs(options.extraHeaders) do n = n + 1 end return n end)() then
       check.fail("publish", "options.extraHeaders", "expected an array (no holes or keys)", 3)
     end
+    if #out.extraHeaders > MAX_EXTRA_HEADERS then
+      check.fail("publish", "options.extraHeaders", ("%d headers at most, got %d")
+                 :format(MAX_EXTRA_HEADERS, #out.extraHeaders), 3)
+    end
   end
   if options.contentType ~= nil then
     out.contentType = check.string("publish", "options.contentType", options.contentType, 3, { header = true })
+    -- media-type = type "/" subtype *( ";" parameter ), RFC 3261 §20.15
+    local token = "[!#$%%&'*+%-.^_`|~%w]+"
+    local rest = out.contentType:match("^" .. token .. "/" .. token .. "[ \t]*(.*)$")
+    if not rest or (rest ~= "" and not rest:match("^;")) then
+      check.fail("publish", "options.contentType",
+                 "expected a media type such as \"application/pidf+xml\", got " .. check.show(out.contentType), 3)
+    end
   end
   if options.expires ~= nil then
     out.expires = check.integer("publish", "options.expires", options.expires, 3, 1, 2147483647)
