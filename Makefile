@@ -23,7 +23,7 @@ DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev lua-busted libosip2-dev
                 kamailio kamailio-presence-modules kamailio-sqlite-modules sqlite3 sip-tester \
                 valgrind luarocks
 
-.PHONY: all deps test unit check asan valgrind demo clean rock luajit
+.PHONY: all deps test unit check asan valgrind demo clean rock luajit soak
 
 all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/examples/publish
 
@@ -86,6 +86,13 @@ luajit: deps
 	  -shared -o build/luajit/sip/core.so $(CORE_SRC) $(BIND_SRC) $(LIBS)
 	SIP_BUILD=build/luajit luajit /usr/bin/busted --exclude-tags=integration
 
+# A bounded soak: publications with short Expires under random passing faults and one
+# restart; RSS must stay flat and no refresh may be missed (SOAK_SECONDS, SOAK_N, SOAK_SEED).
+SOAK_SECONDS ?= 300
+SOAK_N       ?= 10000
+soak: deps all
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_N=$(SOAK_N) $(LUA) soak/soak.lua
+
 demo: deps all
 	$(LUA) examples/demo.lua
 
@@ -124,7 +131,7 @@ fuzz: fuzz-build
 	    build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict \
 	    -artifact_prefix=build/fuzz/artifacts/$$t- build/fuzz/corpus/$$t fuzz/corpus/$$t \
 	    > build/fuzz/$$t.log 2>&1 || status=1; \
-	  grep -E '^#[0-9]+ +(DONE|INITED)|^Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY' \
+	  grep -a -E '^#[0-9]+[[:space:]]+(DONE|INITED)|^Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY' \
 	    build/fuzz/$$t.log | tail -8; \
 	done; \
 	ls build/fuzz/artifacts/ 2>/dev/null | sed 's/^/artifact: /'; exit $$status
