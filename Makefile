@@ -19,7 +19,7 @@ BIND_OBJ    := $(BIND_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 HEADERS     := $(wildcard csrc/*.h)
 
 DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev lua-busted libosip2-dev libuv1-dev libssl-dev openssl \
-                luajit libluajit-5.1-dev lua-compat53-dev \
+                luajit libluajit-5.1-dev lua-compat53-dev lua-socket \
                 kamailio kamailio-presence-modules kamailio-sqlite-modules sqlite3 sip-tester \
                 valgrind luarocks
 
@@ -143,3 +143,30 @@ fuzz-regress: fuzz-build
 	    build/fuzz/fuzz_$$t fuzz/regressions/$$t/* || exit 1; \
 	  fi; \
 	done
+
+# ---- benchmarks (bench/): `make bench`, never part of `make test` ------------------------
+# Builds the bench programs, runs every benchmark on loopback and writes bench/RESULTS.md.
+# Sizes: BENCH_N, BENCH_W, BENCH_REPEAT, BENCH_MEM_N, BENCH_SCALE_N, BENCH_SCALE_SECS... (bench/README.md).
+BENCH_DEB_PACKAGES := sip-tester libsofia-sip-ua-dev valgrind
+
+.PHONY: bench bench-deps bench-build
+
+bench-deps: deps
+	@missing=""; for p in $(BENCH_DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "bench-deps: all Debian packages present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "bench-deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "bench-deps: missing packages; run as root:"; echo "  apt-get install -y$$missing"; exit 1; fi
+	@dpkg-query -W -f='$${Status}\n' linux-perf 2>/dev/null | grep -q '^install ok installed' || \
+	  { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null 2>&1 || \
+	    echo "bench-deps: linux-perf not installed (optional: the perf profile is skipped)"; }
+
+bench-build: bench-deps all
+	$(MAKE) --no-print-directory -f bench/bench.mk BUILD=$(BUILD) CC="$(CC)" \
+	  BASE_CFLAGS="$(BASE_CFLAGS)" CORE_OBJ="$(CORE_OBJ)" LIBS="$(LIBS)"
+
+bench: bench-build
+	SIP_BUILD=$(BUILD) BENCH_BIN=$(BUILD)/bench LUA=$(LUA) $(LUA) bench/run.lua

@@ -806,10 +806,12 @@ void sipub_global_init(void)
   }
 }
 
+static int valid_uri(const char *s);
+
 sipub_ua *sipub_ua_new(const sipub_config *cfg, const sipub_io *io, uint64_t now_ms)
 {
   sipub_global_init();
-  if (!cfg || !io || !io->send || !cfg->aor || !cfg->via_host) return NULL;
+  if (!cfg || !io || !io->send || !cfg->aor || !cfg->via_host || !valid_uri(cfg->aor)) return NULL;
   sipub_ua *ua = calloc(1, sizeof *ua);
   if (!ua) return NULL;
   ua->io = *io;
@@ -904,7 +906,21 @@ size_t sipub_ua_count(const sipub_ua *ua)
 
 /* ---- publications -------------------------------------------------------------------- */
 
-/* Splits "Name: value" lines; rejects CR/LF/NUL and lines without a name. */
+/* Headers the core writes itself: an extra header of one of these would appear twice. */
+static int own_header(const char *name, size_t n)
+{
+  static const char *const own[] = {
+    "Via", "v", "From", "f", "To", "t", "Call-ID", "i", "CSeq", "Max-Forwards", "Event", "o",
+    "Expires", "SIP-If-Match", "Content-Type", "c", "Content-Length", "l", "Authorization",
+    "Proxy-Authorization", NULL
+  };
+  for (const char *const *o = own; *o; o++)
+    if (strlen(*o) == n && osip_strncasecmp(*o, name, n) == 0) return 1;
+  return 0;
+}
+
+/* Splits "Name: value" lines; rejects control characters, lines without a name and the
+ * headers the core writes. */
 static int split_extra(sipub_pub *p, const char *const *lines)
 {
   size_t n = 0;
@@ -922,6 +938,7 @@ static int split_extra(sipub_pub *p, const char *const *lines)
     for (const char *c = l; c < ne; c++)
       if (*c == ' ' || *c == '\t') return SIPUB_EINVAL;
     while (*v == ' ' || *v == '\t') v++;
+    if (own_header(l, (size_t)(ne - l))) return SIPUB_EINVAL;
     p->extra_names[i] = strndup(l, (size_t)(ne - l));
     p->extra_values[i] = strdup(v);
     p->n_extra = i + 1;
@@ -951,14 +968,35 @@ static int pick_dest(sipub_pub *p, const char *target)
   return rc;
 }
 
+/* A port as a URI writes it: 1 to 65535 in decimal digits. */
+static int valid_port(const char *port)
+{
+  if (!port) return 1;
+  if (!*port || strlen(port) > 5) return 0;
+  for (const char *c = port; *c; c++)
+    if (*c < '0' || *c > '9') return 0;
+  long v = atol(port);
+  return v >= 1 && v <= 65535;
+}
+
+/* A sip: or sips: URI that libosip2 reads both alone (Request-URI) and in a name-addr
+ * (To, From): the request built from it is then well-formed. */
 static int valid_uri(const char *s)
 {
   osip_uri_t *u = NULL;
+  osip_from_t *f = NULL;
   if (!msg_header_safe(s, strlen(s)) || strchr(s, '<') || strchr(s, '>')) return 0;
   if (osip_uri_init(&u) != 0) return 0;
   int ok = osip_uri_parse(u, s) == 0 && u->scheme && u->host && *u->host &&
-           (osip_strcasecmp(u->scheme, "sip") == 0 || osip_strcasecmp(u->scheme, "sips") == 0);
+           (osip_strcasecmp(u->scheme, "sip") == 0 || osip_strcasecmp(u->scheme, "sips") == 0) &&
+           valid_port(u->port);
   osip_uri_free(u);
+  if (ok) {
+    char *na = msg_format("<%s>", s);
+    ok = na && osip_from_init(&f) == 0 && osip_from_parse(f, na) == 0;
+    osip_from_free(f);
+    free(na);
+  }
   return ok;
 }
 
@@ -1091,6 +1129,7 @@ static int pub_set_body(sipub_pub *p, const char *body, size_t len)
 int sipub_pub_publish(sipub_pub *p, const char *body, size_t len)
 {
   if (p->closed || p->ua->closing) return SIPUB_ECLOSED;
+  if (body && !len) return SIPUB_EINVAL; /* an initial or modify carries state (RFC 3903 §4) */
   if (body) {
     if (pub_set_body(p, body, len) != 0) return SIPUB_ENOMEM;
     if (p->tx) {

@@ -804,6 +804,23 @@ static int l_parse_uri(lua_State *L)
     osip_uri_free(u);
     return 0;
   }
+  /* The URI must also read back inside <> (To, From), or no request could carry it. */
+  osip_from_t *f = NULL;
+  char *na = malloc(len + 3);
+  int in_name_addr = 0;
+  if (na) {
+    na[0] = '<';
+    memcpy(na + 1, s, len);
+    na[len + 1] = '>';
+    na[len + 2] = '\0';
+    in_name_addr = osip_from_init(&f) == 0 && osip_from_parse(f, na) == 0;
+    osip_from_free(f);
+    free(na);
+  }
+  if (!in_name_addr) {
+    osip_uri_free(u);
+    return 0;
+  }
   lua_createtable(L, 0, 4);
   lua_pushstring(L, u->scheme);
   lua_setfield(L, -2, "scheme");

@@ -13,8 +13,11 @@
 
 int msg_header_safe(const char *s, size_t len)
 {
-  for (size_t i = 0; i < len; i++)
-    if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') return 0;
+  /* RFC 3261 header values hold no control characters but horizontal tab. */
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return 0;
+  }
   return 1;
 }
 

@@ -71,7 +71,7 @@ long msg_parse_seconds(const char *s);
  * length limit); NULL when out of memory. */
 char *msg_format(const char *f, ...) __attribute__((format(printf, 1, 2)));
 
-/* 1 when s (len bytes) holds no CR, LF or NUL. */
+/* 1 when s (len bytes) holds no control character (CR, LF, NUL...) but horizontal tab. */
 int msg_header_safe(const char *s, size_t len);
 
 #endif

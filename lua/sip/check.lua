@@ -13,9 +13,9 @@ local function show(v)
 end
 check.show = show
 
--- A string fit for a header value: no CR, LF or NUL.
+-- A string fit for a header value: no control character (CR, LF, NUL...) but tab.
 function check.header_safe(s)
-  return not s:find("[\r\n%z]")
+  return not s:find("[%z\1-\8\10-\31\127]")
 end
 
 function check.string(fname, what, v, level, opts)
@@ -28,7 +28,7 @@ function check.string(fname, what, v, level, opts)
     fail(fname, what, "must not be empty", (level or 2) + 1)
   end
   if opts.header and not check.header_safe(v) then
-    fail(fname, what, "must not contain CR, LF or NUL", (level or 2) + 1)
+    fail(fname, what, "must not contain CR, LF, NUL or other control characters", (level or 2) + 1)
   end
   return v
 end
