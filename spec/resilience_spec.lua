@@ -28,7 +28,7 @@ describe("retry after a passing failure", function()
       if t.rec[#t.rec].event ~= "progress" then break end
       S.clear(t.rec)
       local left_ms = math.floor((3600 - t.net:now()) * 1000 + 0.5) -- the core counts in ms
-      r = S.fires_at(t.net, t.net:now() + (left_ms // 2) / 1000)
+      r = S.fires_at(t.net, t.net:now() + math.floor(left_ms / 2) / 1000)
       halves = halves + 1
     end
     assert.is_true(halves >= 5, halves)
