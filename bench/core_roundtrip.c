@@ -1,0 +1,152 @@
+/* core_roundtrip.c — cost of PUBLISH round trips in the C core alone (build, parse, match,
+ * state machine, timers, events) on the in-memory transport: for callgrind, or counting mallocs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inmem.h"
+#include "sipub.h"
+#ifdef COUNT_ALLOC
+#include "countalloc.h"
+#endif
+
+#define BODY1 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" \
+  "<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:bench@127.0.0.1\">\n" \
+  "<tuple id=\"t1\"><status><basic>open</basic></status></tuple>\n</presence>\n"
+#define BODY2 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" \
+  "<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:bench@127.0.0.1\">\n" \
+  "<tuple id=\"t1\"><status><basic>closed</basic></status></tuple>\n</presence>\n"
+
+static inmem net;
+static sipub_ua *ua;
+static uint64_t now = 1000;
+static unsigned long events, published, failures;
+
+/* Allocations per phase of a round trip (COUNT_ALLOC builds): request (build and send),
+ * response (parse, match, state machine), events (poll), timers (tick). */
+#ifdef COUNT_ALLOC
+enum { PH_REQUEST, PH_RESPONSE, PH_EVENTS, PH_TIMERS, PH_N };
+static unsigned long long phase_allocs[PH_N];
+static unsigned long long phase_mark;
+#define PHASE_BEGIN() (phase_mark = ca_count.allocs)
+#define PHASE_END(ph) (phase_allocs[ph] += ca_count.allocs - phase_mark)
+#else
+#define PHASE_BEGIN() ((void)0)
+#define PHASE_END(ph) ((void)0)
+#endif
+
+/* Answers the request just sent, delivers the response and drains the events. */
+static void answer(void)
+{
+  size_t len;
+  const char *r = inmem_reply(&net, 3600, &len);
+  PHASE_BEGIN();
+  sipub_ua_receive(ua, now, r, len);
+  PHASE_END(PH_RESPONSE);
+  sipub_event ev;
+  PHASE_BEGIN();
+  while (sipub_ua_poll(ua, &ev)) {
+    events++;
+    if (ev.kind == SIPUB_EV_PUBLISHED) published++;
+    if (ev.kind == SIPUB_EV_FAILED) failures++;
+  }
+  PHASE_END(PH_EVENTS);
+}
+
+static sipub_pub *new_pub(unsigned long i)
+{
+  char target[64];
+  snprintf(target, sizeof target, "sip:u%lu@127.0.0.1", i);
+  sipub_pub_config pc = { .target = target, .event = "presence",
+                          .content_type = "application/pidf+xml", .expires = 3600,
+                          .unpublish_on_close = 1 };
+  int err = 0;
+  sipub_pub *p = sipub_pub_new(ua, &pc, &err);
+  if (!p) {
+    fprintf(stderr, "core_roundtrip: sipub_pub_new failed (%d)\n", err);
+    exit(1);
+  }
+  return p;
+}
+
+/* K refreshes of one publication: one PUBLISH round trip each. */
+__attribute__((noinline)) static unsigned long run_refresh(sipub_pub *p, unsigned long k)
+{
+  unsigned long tx = 0;
+  for (unsigned long i = 0; i < k; i++) {
+    now += 10; /* Timer K of earlier transactions expires as time goes by */
+    PHASE_BEGIN();
+    sipub_ua_tick(ua, now);
+    PHASE_END(PH_TIMERS);
+    sipub_ua_set_time(ua, now);
+    PHASE_BEGIN();
+    sipub_pub_publish(p, NULL, 0);
+    PHASE_END(PH_REQUEST);
+    answer();
+    tx++;
+  }
+  return tx;
+}
+
+/* K whole lives: new publication, initial, refresh, modify, remove, release. */
+__attribute__((noinline)) static unsigned long run_life(unsigned long k)
+{
+  unsigned long tx = 0;
+  for (unsigned long i = 0; i < k; i++) {
+    now += 10;
+    sipub_ua_tick(ua, now);
+    sipub_ua_set_time(ua, now);
+    sipub_pub *p = new_pub(i);
+    sipub_pub_publish(p, BODY1, sizeof BODY1 - 1);
+    answer();
+    sipub_pub_publish(p, NULL, 0);
+    answer();
+    sipub_pub_publish(p, BODY2, sizeof BODY2 - 1);
+    answer();
+    sipub_pub_unpublish(p);
+    answer();
+    sipub_pub_close(p);
+    sipub_pub_release(p);
+    tx += 4;
+  }
+  return tx;
+}
+
+int main(int argc, char **argv)
+{
+  const char *mode = argc > 1 ? argv[1] : "refresh";
+  unsigned long k = argc > 2 ? strtoul(argv[2], NULL, 10) : 10000;
+  sipub_config cfg = { .aor = "sip:bench@127.0.0.1", .proxy_host = "127.0.0.1", .proxy_port = 5070,
+                       .via_host = "127.0.0.1", .via_port = 5099, .user_agent = "core-roundtrip",
+                       .seed = 42 };
+  sipub_io io = { &net, inmem_send };
+  ua = sipub_ua_new(&cfg, &io, now);
+  if (!ua) return 1;
+
+  /* Warm-up, outside the measured function: one publication published. */
+  sipub_pub *p = new_pub(999999);
+  sipub_pub_publish(p, BODY1, sizeof BODY1 - 1);
+  answer();
+  size_t req_len = net.req_len;
+
+#ifdef COUNT_ALLOC
+  ca_counters c0 = ca_count;
+#endif
+  unsigned long tx = strcmp(mode, "life") == 0 ? run_life(k) : run_refresh(p, k);
+#ifdef COUNT_ALLOC
+  ca_counters c1 = ca_count;
+  (void)req_len;
+  printf("RESULT core_allocs mode=%s tx=%lu allocs_per_tx=%.2f reallocs_per_tx=%.2f frees_per_tx=%.2f "
+         "request=%.2f response=%.2f events=%.2f timers=%.2f\n",
+         mode, tx, (double)(c1.allocs - c0.allocs) / (double)tx,
+         (double)(c1.reallocs - c0.reallocs) / (double)tx, (double)(c1.frees - c0.frees) / (double)tx,
+         (double)phase_allocs[PH_REQUEST] / (double)tx, (double)phase_allocs[PH_RESPONSE] / (double)tx,
+         (double)phase_allocs[PH_EVENTS] / (double)tx, (double)phase_allocs[PH_TIMERS] / (double)tx);
+#else
+  printf("RESULT core_rt mode=%s tx=%lu events=%lu published=%lu failures=%lu initial_req_bytes=%zu "
+         "last_req_bytes=%zu resp_bytes=%zu\n",
+         mode, tx, events, published, failures, req_len, net.req_len, net.resp_len);
+#endif
+  sipub_ua_free(ua);
+  return failures ? 1 : 0;
+}
