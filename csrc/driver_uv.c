@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define RECV_BUFFER_BYTES (4 * 1024 * 1024)
+
 /* A next hop: its address once resolved, and the datagrams waiting for it meanwhile. */
 typedef struct pending_dgram {
   struct pending_dgram *next;
@@ -300,6 +302,12 @@ int sipub_uv_start(sipub_uv *drv, sipub_ua *ua, sipub_uv_after_fn after, void *u
   drv->ua = ua;
   drv->after = after;
   drv->after_ud = ud;
+  /* Answers to many publications can arrive in a burst (a refresh wave, a loop stalled by a
+   * garbage collection): a larger receive buffer keeps them instead of dropping them, which
+   * would cost a retransmission and, with short Expires, a late refresh. The kernel caps it
+   * at net.core.rmem_max; failing to raise it is not an error. */
+  int size = RECV_BUFFER_BYTES;
+  uv_recv_buffer_size((uv_handle_t *)&drv->udp, &size);
   return uv_udp_recv_start(&drv->udp, on_alloc, on_recv);
 }
 
