@@ -19,7 +19,7 @@ BIND_OBJ    := $(BIND_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 HEADERS     := $(wildcard csrc/*.h)
 
 DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev lua-busted libosip2-dev libuv1-dev libssl-dev openssl \
-                luajit libluajit-5.1-dev lua-compat53-dev lua-socket \
+                luajit libluajit-5.1-dev lua-compat53-dev lua-socket clang libclang-rt-14-dev \
                 kamailio kamailio-presence-modules kamailio-sqlite-modules sqlite3 sip-tester \
                 valgrind luarocks
 
@@ -119,7 +119,7 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c $(CORE_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(LIBS)
 
-fuzz-build: $(FUZZ_BINS)
+fuzz-build: deps $(FUZZ_BINS)
 
 fuzz: fuzz-build
 	@mkdir -p build/fuzz/artifacts
