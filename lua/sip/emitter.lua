@@ -15,6 +15,9 @@ local function check_event(fname, event, level)
   end
 end
 
+-- Handler lists are never changed in place: adding or removing one builds a new list, so
+-- that emit can run over the list it started with (handlers may add or remove handlers)
+-- without copying it on every event.
 local function add(self, fname, event, fn, once)
   check_event(fname, event, 3)
   if type(fn) ~= "function" then
@@ -25,12 +28,10 @@ local function add(self, fname, event, fn, once)
     handlers = {}
     self._handlers = handlers
   end
-  local list = handlers[event]
-  if not list then
-    list = {}
-    handlers[event] = list
-  end
+  local old, list = handlers[event] or {}, {}
+  for i = 1, #old do list[i] = old[i] end
   list[#list + 1] = { fn = fn, once = once }
+  handlers[event] = list
   return self
 end
 
@@ -53,21 +54,23 @@ function Emitter.off(self, event, fn)
   return self
 end
 
+-- Removes one registration (a `once` that fired), not other ones of the same function.
+local function drop(self, event, h)
+  local old, list = self._handlers[event] or {}, {}
+  for _, x in ipairs(old) do
+    if x ~= h then list[#list + 1] = x end
+  end
+  self._handlers[event] = list
+end
+
 local traceback = debug.traceback
 
 function Emitter.emit(self, event, ...)
   local list = self._handlers and self._handlers[event]
   if not list or #list == 0 then return end
-  -- Iterate over a snapshot: handlers may add or remove handlers.
-  local snapshot = {}
-  for i, h in ipairs(list) do snapshot[i] = h end
-  for _, h in ipairs(snapshot) do
-    if h.once then -- drop this registration only, not other ones of the same function
-      local current = self._handlers[event] or {}
-      for i = #current, 1, -1 do
-        if current[i] == h then table.remove(current, i) end
-      end
-    end
+  for i = 1, #list do
+    local h = list[i]
+    if h.once then drop(self, event, h) end
     local ok, err = xpcall(h.fn, traceback, ...)
     if not ok then core.report_error(err) end
   end
