@@ -264,7 +264,11 @@ local function read_file(path)
   return s
 end
 
-local function sleep(seconds) os.execute("sleep " .. seconds) end
+-- A short pause for polling a program's log: one turn of the loop with a timer due.
+local function pause(seconds)
+  sip.timer(seconds, function() end)
+  sip.run_once()
+end
 
 -- Starts build/sip-compositor --verbose on an ephemeral loopback port; waits (5 s at most)
 -- for its "listening" line. The wrapper shell appends "exit N" to the log when it ends.
@@ -278,7 +282,7 @@ local function start_program(args)
     p.pid = tonumber((read_file(p.pidfile) or ""):match("%d+"))
     p.port = tonumber(out:match("listening 127%.0%.0%.1:(%d+)"))
     if (p.pid and p.port) or out:match("exit %d+") then return p, out end
-    sleep(0.02)
+    pause(0.02)
   end
   return p, read_file(p.log)
 end
@@ -291,7 +295,7 @@ local function stop_program(p, signal)
   for _ = 1, 250 do
     out = read_file(p.log) or ""
     if out:match("exit %d+") then break end
-    sleep(0.02)
+    pause(0.02)
   end
   local status = tonumber(out:match("exit (%d+)"))
   if not status and p.pid then os.execute(("kill -KILL %d 2>/dev/null"):format(p.pid)) end
