@@ -15,6 +15,8 @@
 local sip = require "sip"
 local K = require "support.kamailio"
 local loop = require "support.loop"
+local E = require "support.events"
+local record, names, at_least = E.record, E.names, E.at_least
 
 local AOR = "sip:alice@example.test"
 local REALM = "example.test"
@@ -35,31 +37,6 @@ local function pidf(basic, note)
 ]]):format(basic, note or basic)
 end
 
--- Records every event of a context: { event, status, cause, etag, expires, response }.
-local function record(pub)
-  local events = {}
-  for _, name in ipairs { "progress", "published", "unpublished", "failed" } do
-    pub:on(name, function(response, cause)
-      events[#events + 1] = {
-        event = name, cause = cause, response = response,
-        status = response and response.status_code,
-        etag = response and response:getHeader("SIP-ETag"),
-        expires = response and tonumber(response:getHeader("Expires")),
-      }
-    end)
-  end
-  return events
-end
-
-local function names(events)
-  local out = {}
-  for i, e in ipairs(events) do out[i] = e.event end
-  return out
-end
-
-local function at_least(n, list)
-  return function() return #list >= n end
-end
 
 local function presence_rows(k)
   local out = {}
