@@ -51,8 +51,8 @@ local function one_row(k, user, event)
 end
 
 local function table_empty(k)
-  local rows, ok = k:wait_presentities(function(r) return #r == 0 end, 2)
-  assert.is_true(ok, "presentity table not emptied; rows left: " .. #rows)
+  local ok, left = k:wait_empty()
+  assert.is_true(ok, "presentity table not emptied; rows left: " .. tostring(left))
 end
 
 local available, why = K.available()

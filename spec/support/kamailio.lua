@@ -367,6 +367,13 @@ function Server:wait_presentities(pred, timeout)
   return last, ok ~= nil
 end
 
+-- Waits (2 s at most) for the presentity table to be empty; returns true, or false and the
+-- number of rows left.
+function Server:wait_empty()
+  local rows, ok = self:wait_presentities(function(r) return #r == 0 end, 2)
+  return ok, #rows
+end
+
 local NULL_PV = "<null>"
 
 local function pv(v)
