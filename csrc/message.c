@@ -1,5 +1,5 @@
-/* message.c — PUBLISH requests built with libosip2, responses read with libosip2 after a
- * framing check (Content-Length against the datagram) that libosip2 does not make. */
+/* message.c — PUBLISH requests built with libosip2 (once per publication as a template, then
+ * filled), responses read with libosip2 after a Content-Length framing check it does not make. */
 #include "message.h"
 
 #include <ctype.h>
@@ -115,6 +115,211 @@ int msg_build_request(const msg_request *r, char **out, size_t *len)
 done:
   osip_message_free(m);
   return rc;
+}
+
+/* ---- request templates ---------------------------------------------------------------- */
+
+static int starts(const char *s, size_t n, const char *prefix)
+{
+  size_t k = strlen(prefix);
+  return n >= k && memcmp(s, prefix, k) == 0;
+}
+
+/* Writes v in decimal at p; returns the end. */
+static char *put_uint(char *p, unsigned long long v)
+{
+  char tmp[24];
+  int n = 0;
+  do tmp[n++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+  while (n) *p++ = tmp[--n];
+  return p;
+}
+
+static char *put(char *p, const char *s, size_t n)
+{
+  memcpy(p, s, n);
+  return p + n;
+}
+
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+int msg_template_fill(const msg_template *t, const msg_request *r, char **out, size_t *len)
+{
+  static const char hex[] = "0123456789abcdef";
+  const char *const piece = t->text;
+  int with_body = r->body != NULL;
+  if (with_body && r->body_len == 0) return msg_build_request(r, out, len);
+  size_t etag_len = r->etag ? strlen(r->etag) : 0;
+  size_t auth_len[2] = { 0, 0 }, auth_name_len[2] = { 0, 0 };
+  size_t n = t->len[MSG_TPL_HEAD] + 16 + t->len[MSG_TPL_CALL] + 10 + sizeof " PUBLISH\r\n" +
+             (with_body ? t->len[MSG_TPL_CTYPE] : 0) + t->len[MSG_TPL_MID] +
+             sizeof "Expires: \r\n" + 11 + t->len[MSG_TPL_TAIL] +
+             sizeof "Content-Length: \r\n\r\n" + 20 + r->body_len + 1;
+  if (r->etag) n += sizeof "SIP-If-Match: \r\n" + etag_len;
+  for (size_t i = 0; i < r->n_auth; i++) {
+    auth_name_len[i] = strlen(r->auth_names[i]);
+    auth_len[i] = strlen(r->auth_values[i]);
+    n += auth_name_len[i] + 4 + auth_len[i];
+  }
+  char *buf = malloc(n), *p = buf;
+  if (!buf) return -1;
+
+  p = put(p, piece + t->off[MSG_TPL_HEAD], t->len[MSG_TPL_HEAD]);
+  for (int shift = 60; shift >= 0; shift -= 4) *p++ = hex[(r->branch >> shift) & 0xf];
+  p = put(p, piece + t->off[MSG_TPL_CALL], t->len[MSG_TPL_CALL]);
+  p = put_uint(p, r->cseq);
+  p = PUT_LIT(p, " PUBLISH\r\n");
+  if (with_body) p = put(p, piece + t->off[MSG_TPL_CTYPE], t->len[MSG_TPL_CTYPE]);
+  p = put(p, piece + t->off[MSG_TPL_MID], t->len[MSG_TPL_MID]);
+  p = PUT_LIT(p, "Expires: ");
+  if (r->expires < 0) *p++ = '-';
+  p = put_uint(p, r->expires < 0 ? -(unsigned long long)r->expires : (unsigned long long)r->expires);
+  p = PUT_LIT(p, "\r\n");
+  if (r->etag) {
+    p = PUT_LIT(p, "SIP-If-Match: ");
+    p = put(p, r->etag, etag_len);
+    p = PUT_LIT(p, "\r\n");
+  }
+  p = put(p, piece + t->off[MSG_TPL_TAIL], t->len[MSG_TPL_TAIL]);
+  for (size_t i = 0; i < r->n_auth; i++) {
+    p = put(p, r->auth_names[i], auth_name_len[i]);
+    p = PUT_LIT(p, ": ");
+    p = put(p, r->auth_values[i], auth_len[i]);
+    p = PUT_LIT(p, "\r\n");
+  }
+  /* As libosip2 writes it: a body's length right-aligned in five columns, else 0 (from 100 000
+   * bytes on, libosip2 overwrites the ": " before the number; a UDP datagram is smaller). */
+  p = PUT_LIT(p, "Content-Length: ");
+  if (with_body) {
+    char num[24];
+    char *e = put_uint(num, r->body_len);
+    for (ptrdiff_t pad = 5 - (e - num); pad > 0; pad--) *p++ = ' ';
+    p = put(p, num, (size_t)(e - num));
+  } else {
+    *p++ = '0';
+  }
+  p = PUT_LIT(p, "\r\n\r\n");
+  if (with_body) p = put(p, r->body, r->body_len);
+  *p = '\0';
+  *out = buf;
+  *len = (size_t)(p - buf);
+  return 0;
+}
+
+void msg_template_clear(msg_template *t)
+{
+  free(t->text);
+  memset(t, 0, sizeof *t);
+}
+
+/* Fills t and builds the same request with libosip2: 0 when both texts are equal. */
+static int template_agrees(const msg_template *t, msg_request r, int with_body)
+{
+  static const char *const auth_names[2] = { "Authorization", "Proxy-Authorization" };
+  static const char *const auth_values[2] = { "Digest username=\"u\", nc=00000001",
+                                              "Digest username=\"p\"" };
+  r.branch = 0x0123456789abcdefULL;
+  r.cseq = 4294967295u;
+  r.expires = 3600;
+  r.etag = "e1.x";
+  r.body = with_body ? "<a/>" : NULL;
+  r.body_len = with_body ? 4 : 0;
+  r.n_auth = 2;
+  r.auth_names[0] = auth_names[0];
+  r.auth_names[1] = auth_names[1];
+  r.auth_values[0] = auth_values[0];
+  r.auth_values[1] = auth_values[1];
+  char *a = NULL, *b = NULL;
+  size_t na = 0, nb = 0;
+  int rc = -1;
+  if (msg_template_fill(t, &r, &a, &na) == 0 && msg_build_request(&r, &b, &nb) == 0)
+    rc = na == nb && memcmp(a, b, na) == 0 ? 0 : -1;
+  free(a);
+  free(b);
+  return rc;
+}
+
+int msg_template_init(msg_template *t, const msg_request *fixed)
+{
+  memset(t, 0, sizeof *t);
+  /* The prototype: every field that changes set to a value easy to find in the text. */
+  msg_request r = *fixed;
+  r.branch = 0;
+  r.cseq = 1;
+  r.expires = 0;
+  r.etag = NULL;
+  r.n_auth = 0;
+  r.body = "x";
+  r.body_len = 1;
+  char *text = NULL;
+  size_t n = 0;
+  if (msg_build_request(&r, &text, &n) != 0) return -1;
+
+  /* Walk the header lines, cutting the pieces: the text must have the expected shape. */
+  static const char branch0[] = ";branch=" MSG_BRANCH_PREFIX "0000000000000000";
+  enum { IN_HEAD, IN_CALL, AFTER_CSEQ, IN_MID, IN_TAIL, DONE } at = IN_HEAD;
+  uint32_t off[MSG_TPL_NPIECES] = { 0 }, end[MSG_TPL_NPIECES] = { 0 };
+  const char *s = text;
+  int ok = 0;
+  size_t i = 0;
+  while (i < n && at != DONE) {
+    const char *eol = strstr(s + i, "\r\n");
+    if (!eol) break;
+    size_t line_len = (size_t)(eol - (s + i)), next = i + line_len + 2;
+    const char *l = s + i;
+    if (i == 0) {
+      if (!starts(l, line_len, "PUBLISH ")) break;
+    } else if (at == IN_HEAD) {
+      const char *b = starts(l, line_len, "Via: ") ? strstr(l, branch0) : NULL;
+      if (!b || b > eol) break;
+      end[MSG_TPL_HEAD] = (uint32_t)(b - s) + 8 + (uint32_t)strlen(MSG_BRANCH_PREFIX);
+      off[MSG_TPL_CALL] = end[MSG_TPL_HEAD] + 16;
+      at = IN_CALL;
+    } else if (at == IN_CALL) {
+      if (starts(l, line_len, "CSeq: ")) {
+        if (line_len != strlen("CSeq: 1 PUBLISH") || !starts(l, line_len, "CSeq: 1 PUBLISH")) break;
+        end[MSG_TPL_CALL] = (uint32_t)i + 6;
+        off[MSG_TPL_CTYPE] = end[MSG_TPL_CTYPE] = off[MSG_TPL_MID] = (uint32_t)next;
+        at = AFTER_CSEQ;
+      }
+    } else if (at == AFTER_CSEQ && starts(l, line_len, "Content-Type: ")) {
+      end[MSG_TPL_CTYPE] = off[MSG_TPL_MID] = (uint32_t)next;
+      at = IN_MID;
+    } else if (at == AFTER_CSEQ || at == IN_MID) {
+      at = IN_MID;
+      if (line_len == strlen("Expires: 0") && starts(l, line_len, "Expires: 0")) {
+        end[MSG_TPL_MID] = (uint32_t)i;
+        off[MSG_TPL_TAIL] = (uint32_t)next;
+        at = IN_TAIL;
+      }
+    } else if (at == IN_TAIL && starts(l, line_len, "Content-Length: ")) {
+      end[MSG_TPL_TAIL] = (uint32_t)i;
+      ok = strcmp(l, "Content-Length:     1\r\n\r\nx") == 0;
+      at = DONE;
+    }
+    i = next;
+  }
+  if (ok) {
+    size_t total = 0;
+    for (int k = 0; k < MSG_TPL_NPIECES; k++) total += end[k] - off[k];
+    t->text = malloc(total ? total : 1);
+    if (t->text) {
+      uint32_t at_off = 0;
+      for (int k = 0; k < MSG_TPL_NPIECES; k++) {
+        t->off[k] = at_off;
+        t->len[k] = end[k] - off[k];
+        memcpy(t->text + at_off, s + off[k], t->len[k]);
+        at_off += t->len[k];
+      }
+    }
+  }
+  free(text);
+  return t->text ? 0 : -1;
+}
+
+int msg_template_check(const msg_template *t, const msg_request *fixed)
+{
+  return template_agrees(t, *fixed, 1) == 0 && template_agrees(t, *fixed, 0) == 0 ? 0 : -1;
 }
 
 /* Finds the end of the header section; returns the offset of the body, or 0. */

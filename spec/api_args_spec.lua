@@ -148,7 +148,9 @@ describe("ua:publish rejects bad arguments and sends nothing", function()
   local options = {
     extraHeaders = { "X-Foo: 1", { 42 }, { "NoColon" }, { ": value" }, { "X-A: 1\r\nX-B: 2" },
                      { "X-A: 1\n" }, { "X-A: \0" }, { "X-Ok: 1", true } },
-    contentType = { 42, "", "text/plain\r\nX: y", "text/plain\0" },
+    contentType = { 42, "", "text/plain\r\nX: y", "text/plain\0", "text/plain;charset", "text/plain x",
+                    "text/pl@in", 'multipart/related;type="a;b"', 'text/plain;q="a b"', "text/plain;;a=b",
+                    "text/plain\195\169" },
     expires = { "abc", "3600", 1.5, 0, -1, true, 0 / 0, math.huge },
     unpublishOnClose = { "yes", 1, 0 },
   }
@@ -163,6 +165,15 @@ describe("ua:publish rejects bad arguments and sends nothing", function()
       end)
     end
   end
+
+  it("media types with parameters go out with their parameters (libosip2 writes \"; \")", function()
+    for _, ct in ipairs { "text/plain;charset=utf-8", "text/plain; charset=UTF-8 ",
+                          'multipart/related;type="application/rlmi+xml";start="<nXYxAE@pres.vancouver.example.com>";boundary=50UBfW7LSCVLtggUPytvm2' } do
+      local ua2, net2 = testing.new_ua()
+      ua2:publish(S.TARGET, "presence", "B1", { contentType = ct })
+      assert.are.equal(ct:gsub("%s", ""):gsub(";", "; "), net2:take():header("Content-Type"))
+    end
+  end)
 
   it("unknown option names", function()
     raises_naming("expiry", publish, S.TARGET, "presence", "B1", { expiry = 60 })

@@ -170,10 +170,15 @@ local function check_options(options)
   end
   if options.contentType ~= nil then
     out.contentType = check.string("publish", "options.contentType", options.contentType, 3, { header = true })
-    -- media-type = type "/" subtype *( ";" parameter ), RFC 3261 §20.15
-    local token = "[!#$%%&'*+%-.^_`|~%w]+"
-    local rest = out.contentType:match("^" .. token .. "/" .. token .. "[ \t]*(.*)$")
-    if not rest or (rest ~= "" and not rest:match("^;")) then
+    -- media-type = type "/" subtype *( ";" token "=" ( token / quoted-string ) ), RFC 3261
+    -- §20.15; a quoted value without ';', '"' or spaces, which libosip2 would split.
+    local token = "[!%%'*+%-._`~%w]+"
+    local rest = out.contentType:match("^" .. token .. "/" .. token .. "(.*)$")
+    while rest and not rest:match("^[ \t]*$") do
+      rest = rest:match("^[ \t]*;[ \t]*" .. token .. "[ \t]*=[ \t]*" .. token .. "[ \t]*(.*)$")
+          or rest:match('^[ \t]*;[ \t]*' .. token .. '[ \t]*=[ \t]*"[!%%\'*+%-._`~%w/:@?=<>]*"[ \t]*(.*)$')
+    end
+    if not rest then
       check.fail("publish", "options.contentType",
                  "expected a media type such as \"application/pidf+xml\", got " .. check.show(out.contentType), 3)
     end
