@@ -193,6 +193,7 @@ struct sipub_ua {
   unsigned t1, t2, t4;
   uint64_t now, rng;
   int closing;
+  int tpl_shape;         /* request templates: 0 unchecked, 1 agree with libosip2, -1 not */
   heap timers;
   txn **buckets;
   size_t nbuckets, ntx, nactive_tx;
@@ -438,9 +439,14 @@ static void pub_send(sipub_pub *p, op_kind op)
   }
   if (!p->tpl_tried) {
     p->tpl_tried = 1;
-    /* On failure, every request of p is built by libosip2. */
-    if (msg_template_init(&p->tpl, &r) == 0 && p->n_extra && msg_template_check(&p->tpl, &r) != 0)
-      msg_template_clear(&p->tpl);
+    /* The template's shape is checked against libosip2 once per UA (another libosip2 version
+     * may print headers in another order) and for each publication with extra headers. On
+     * failure, every request of p is built by libosip2. */
+    if (ua->tpl_shape >= 0 && msg_template_init(&p->tpl, &r) == 0 && (!ua->tpl_shape || p->n_extra)) {
+      int ok = msg_template_check(&p->tpl, &r) == 0;
+      if (!p->n_extra) ua->tpl_shape = ok ? 1 : -1;
+      if (!ok) msg_template_clear(&p->tpl);
+    }
   }
   int built = p->tpl.text ? msg_template_fill(&p->tpl, &r, &t->req, &t->req_len)
                           : msg_build_request(&r, &t->req, &t->req_len);

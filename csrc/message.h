@@ -56,8 +56,8 @@ typedef struct msg_template {
  * text does not have the expected shape (t left empty: use msg_build_request()). */
 int msg_template_init(msg_template *t, const msg_request *r);
 /* 0 when filling t gives, byte for byte, what msg_build_request() gives for a request with a
- * body and one without (every variable field set). The shape depends only on the header
- * names, so this is needed only with extra headers (fuzz/fuzz_pubnew.c checks the rest). */
+ * body and one without (every variable field set). The shape depends on libosip2's version and
+ * on the header names, not on the values (fuzz/fuzz_pubnew.c checks that). */
 int msg_template_check(const msg_template *t, const msg_request *r);
 /* Builds r's request from t (r's fixed fields must be those t was made from). */
 int msg_template_fill(const msg_template *t, const msg_request *r, char **out, size_t *len);
