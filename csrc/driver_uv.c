@@ -10,6 +10,11 @@
 
 #define RECV_BUFFER_BYTES (4 * 1024 * 1024)
 
+/* Receiving: libuv's recvmmsg mode cuts the buffer given by the alloc callback into 64 KiB
+ * chunks, one datagram each, and reads at most 20 datagrams per recvmmsg(2) call. */
+#define RECV_CHUNK_BYTES (64 * 1024)
+#define RECV_CHUNKS 20
+
 /* A next hop: its address once resolved, and the datagrams waiting for it meanwhile. */
 typedef struct pending_dgram {
   struct pending_dgram *next;
@@ -47,7 +52,8 @@ struct sipub_uv {
   int family;
   int closing;
   int refs; /* handles and requests still owned by libuv */
-  char buf[65536];
+  int in_recv;  /* datagrams of the current recvmmsg batch were given to the core */
+  char *rbuf; /* RECV_CHUNKS chunks: datagrams stay there until the next recvmmsg */
 };
 
 static void drv_unref(sipub_uv *drv)
@@ -64,6 +70,7 @@ static void drv_unref(sipub_uv *drv)
       free(d->host);
       free(d);
     }
+    free(drv->rbuf);
     free(drv);
   }
 }
@@ -190,18 +197,28 @@ static int io_send(void *ud, const sipub_dest *target, const char *data, size_t 
   return 0;
 }
 
+/* The same buffer every time: the core copies what it keeps before receive() returns, and
+ * the application sees the datagrams of a batch only after the last of them. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
   sipub_uv *drv = h->data;
-  *buf = uv_buf_init(drv->buf, sizeof drv->buf);
+  *buf = uv_buf_init(drv->rbuf, RECV_CHUNKS * RECV_CHUNK_BYTES);
 }
 
+/* With recvmmsg, libuv calls this once per datagram (UV_UDP_MMSG_CHUNK), then once with
+ * UV_UDP_MMSG_FREE and nread 0; without it (or when nothing was read), once per call. The
+ * core gets every datagram as it comes; the application is told once per batch. */
 static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
                     unsigned flags)
 {
   sipub_uv *drv = h->data;
-  if (nread <= 0 || !addr || drv->closing || (flags & UV_UDP_PARTIAL)) return;
-  sipub_ua_receive(drv->ua, uv_now(drv->loop), buf->base, (size_t)nread);
+  if (drv->closing) return;
+  if (nread > 0 && addr && !(flags & UV_UDP_PARTIAL)) {
+    drv->in_recv = 1;
+    sipub_ua_receive(drv->ua, uv_now(drv->loop), buf->base, (size_t)nread);
+  }
+  if ((flags & UV_UDP_MMSG_CHUNK) || !drv->in_recv) return;
+  drv->in_recv = 0;
   notify(drv);
 }
 
@@ -230,7 +247,17 @@ sipub_uv *sipub_uv_new(uv_loop_t *loop, const char *host, int port, int *err)
   drv->family = ss.ss_family == AF_INET6 ? AF_UNSPEC : AF_INET;
   drv->io.ud = drv;
   drv->io.send = io_send;
-  if ((rc = uv_udp_init(loop, &drv->udp)) != 0) { free(drv); *err = rc; return NULL; }
+  if (!(drv->rbuf = malloc(RECV_CHUNKS * RECV_CHUNK_BYTES))) {
+    free(drv);
+    *err = UV_ENOMEM;
+    return NULL;
+  }
+  if ((rc = uv_udp_init_ex(loop, &drv->udp, AF_UNSPEC | UV_UDP_RECVMMSG)) != 0) {
+    free(drv->rbuf);
+    free(drv);
+    *err = rc;
+    return NULL;
+  }
   drv->udp.data = drv;
   drv->refs = 1;
   uv_timer_init(loop, &drv->timer);
