@@ -8,8 +8,14 @@
 
 typedef struct sipub_uv sipub_uv;
 
-/* Called after the driver fed the core (a datagram, a timer, a send failure): drain the
- * events with sipub_ua_poll(), then call sipub_uv_sync(). */
+/* Called after the driver fed the core (a batch of datagrams read at once, a timer, a send
+ * failure): drain the events with sipub_ua_poll(), then call sipub_uv_sync().
+ * Requests made meanwhile (in this callback, or by the core inside the driver's callbacks)
+ * are queued and leave together in one sendmmsg(2) when it returns; the first to a next
+ * hop and big ones go out at once, so that a refusal is still send()'s result. A queued
+ * datagram the kernel refuses later fails every transaction to its next hop
+ * (sipub_ua_dest_failed) and this callback runs again. Requests made outside the driver's
+ * callbacks leave at once, as before. */
 typedef void (*sipub_uv_after_fn)(void *ud);
 
 /* Binds a UDP socket on host:port (port 0: any). NULL with *err = a libuv error code. */
