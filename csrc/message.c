@@ -1,6 +1,7 @@
-/* message.c — PUBLISH requests built with libosip2, responses read with libosip2 after a
- * framing check (Content-Length against the datagram) that libosip2 does not make. */
+/* message.c — PUBLISH requests built with libosip2, responses read after a framing check
+ * (Content-Length against the datagram) by the fast path of scan.c, or else by libosip2. */
 #include "message.h"
+#include "scan.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -177,7 +178,8 @@ static uint64_t parse_branch(const char *b, int *ours)
   return v;
 }
 
-int msg_parse_response(const char *data, size_t len, msg_response *out)
+/* Reads a response: fast is 0 for libosip2 alone, 1 to try the scanner (scan.c) first. */
+static int parse_response(const char *data, size_t len, msg_response *out, int fast)
 {
   memset(out, 0, sizeof *out);
   out->expires = out->min_expires = out->retry_after = -1;
@@ -195,6 +197,7 @@ int msg_parse_response(const char *data, size_t len, msg_response *out)
   out->len = body_off + avail;
   out->body_off = body_off;
   out->body_len = avail;
+  if (fast && msg_scan_response(data, body_off, out)) return 0;
 
   osip_message_t *m = NULL;
   int rc = -1;
@@ -257,6 +260,16 @@ done:
   osip_message_free(m);
   if (rc != 0) msg_response_clear(out);
   return rc;
+}
+
+int msg_parse_response(const char *data, size_t len, msg_response *out)
+{
+  return parse_response(data, len, out, 1);
+}
+
+int msg_parse_response_osip(const char *data, size_t len, msg_response *out)
+{
+  return parse_response(data, len, out, 0);
 }
 
 void msg_response_clear(msg_response *r)
