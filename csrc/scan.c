@@ -10,8 +10,8 @@
  * is known to accept each message the scanner accepts and to yield the same fields;
  * fuzz/fuzz_scan.c checks that property. Whatever is unusual (line folding, bare CR or LF,
  * control or non-ASCII bytes, a second Via, a header libosip2 parses itself other than Via,
- * From, To, Call-ID, CSeq and Content-Length, a comma in a value read here, a display name...)
- * is declined: libosip2 reads it as before. */
+ * From, To, Call-ID, CSeq, Content-Length, a plain Allow and a plain Contact, a comma in a value
+ * read here, a display name...) is declined: libosip2 reads it as before. */
 
 typedef struct span {
   const char *p;
@@ -51,7 +51,8 @@ static int is_host(unsigned char c)
   return is_alnum(c) || c == '-' || c == '.';
 }
 
-static int is_hex_or_colon(unsigned char c)
+/* Inside the brackets of an IPv6 reference: hex digits, colons (and dots of an embedded IPv4). */
+static int is_ipv6(unsigned char c)
 {
   return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') || c == ':' || c == '.';
 }
@@ -94,7 +95,7 @@ static int name_is(const char *s, size_t n, const char *lc, size_t lc_n)
 enum {
   H_OTHER,       /* unknown to libosip2: kept as a generic header, skipped here */
   H_OSIP,        /* parsed by libosip2 itself (may fail the message): declined */
-  H_VIA, H_FROM, H_TO, H_CALL_ID, H_CSEQ, H_CLEN,
+  H_VIA, H_FROM, H_TO, H_CALL_ID, H_CSEQ, H_CLEN, H_ALLOW, H_CONTACT,
   H_ETAG, H_EXPIRES, H_MIN_EXPIRES, H_RETRY_AFTER,
   H_N
 };
@@ -109,13 +110,14 @@ static const struct {
   NAME("to", H_TO), NAME("t", H_TO), NAME("call-id", H_CALL_ID), NAME("i", H_CALL_ID),
   NAME("cseq", H_CSEQ), NAME("content-length", H_CLEN), NAME("l", H_CLEN),
   NAME("sip-etag", H_ETAG), NAME("expires", H_EXPIRES), NAME("min-expires", H_MIN_EXPIRES),
-  NAME("retry-after", H_RETRY_AFTER),
-  /* the other headers libosip2 2.x/5.x parses (osip_parser_cfg.c) */
+  NAME("retry-after", H_RETRY_AFTER), NAME("allow", H_ALLOW),
+  NAME("contact", H_CONTACT), NAME("m", H_CONTACT),
+  /* the other headers libosip2 parses (osip_parser_cfg.c) */
   NAME("accept", H_OSIP), NAME("accept-encoding", H_OSIP), NAME("accept-language", H_OSIP),
-  NAME("alert-info", H_OSIP), NAME("allow", H_OSIP), NAME("authentication-info", H_OSIP),
+  NAME("alert-info", H_OSIP), NAME("authentication-info", H_OSIP),
   NAME("authorization", H_OSIP), NAME("c", H_OSIP), NAME("call-info", H_OSIP),
-  NAME("contact", H_OSIP), NAME("content-encoding", H_OSIP), NAME("content-type", H_OSIP),
-  NAME("e", H_OSIP), NAME("error-info", H_OSIP), NAME("m", H_OSIP), NAME("mime-version", H_OSIP),
+  NAME("content-encoding", H_OSIP), NAME("content-type", H_OSIP),
+  NAME("e", H_OSIP), NAME("error-info", H_OSIP), NAME("mime-version", H_OSIP),
   NAME("proxy-authenticate", H_OSIP), NAME("proxy-authentication-info", H_OSIP),
   NAME("proxy-authorization", H_OSIP), NAME("record-route", H_OSIP), NAME("route", H_OSIP),
   NAME("www-authenticate", H_OSIP),
@@ -145,7 +147,7 @@ static int skip_hostport(const char **p, const char *e)
   const char *q = *p, *s;
   if (q < e && *q == '[') {
     s = ++q;
-    while (q < e && is_hex_or_colon((unsigned char)*q)) q++;
+    while (q < e && is_ipv6((unsigned char)*q)) q++;
     if (q == s || q >= e || *q != ']') return 0;
     q++;
   } else {
@@ -162,8 +164,9 @@ static int skip_hostport(const char **p, const char *e)
   return 1;
 }
 
-/* Skips one ";name[=value]" (tokens both) at *p; the name and value (n = 0: none) are set. */
-static int skip_param(const char **p, const char *e, span *name, span *value)
+/* Skips one ";name[=value]" (tokens both; the value may also be an IPv6 address when ipv6)
+ * at *p; the name and value (n = 0: none) are set. */
+static int skip_param(const char **p, const char *e, span *name, span *value, int ipv6)
 {
   const char *q = *p;
   if (q >= e || *q != ';') return 0;
@@ -174,15 +177,18 @@ static int skip_param(const char **p, const char *e, span *name, span *value)
   value->n = 0;
   if (q < e && *q == '=') {
     value->p = ++q;
-    if (!skip_token(&q, e)) return 0;
+    while (q < e && (is_token((unsigned char)*q) ||
+                     (ipv6 && (*q == ':' || *q == '[' || *q == ']'))))
+      q++;
     value->n = (size_t)(q - value->p);
+    if (!value->n) return 0;
   }
   *p = q;
   return 1;
 }
 
-/* Via: "SIP/2.0/" transport SP host [":" port] *(";" token ["=" token]). *branch is the value
- * of the first branch parameter (n = 0 when there is none, or it has no value). */
+/* Via: "SIP/2.0/" transport SP host [":" port] *(";" token ["=" (token / IPv6 address)]).
+ * *branch is the value of the first branch parameter (n = 0: none, or without a value). */
 static int scan_via(span v, span *branch)
 {
   const char *p = v.p, *e = v.p + v.n;
@@ -198,7 +204,7 @@ static int scan_via(span v, span *branch)
   if (!skip_hostport(&p, e)) return 0;
   while (p < e) {
     span name, value;
-    if (!skip_param(&p, e, &name, &value)) return 0;
+    if (!skip_param(&p, e, &name, &value, 1)) return 0;
     if (!found && name_is(name.p, name.n, "branch", 6)) {
       found = 1;
       *branch = value;
@@ -227,15 +233,15 @@ static int skip_uri(const char **p, const char *e, int with_params)
   if (with_params)
     while (q < e && *q == ';') {
       span name, value;
-      if (!skip_param(&q, e, &name, &value)) return 0;
+      if (!skip_param(&q, e, &name, &value, 0)) return 0;
     }
   if (q - *p < 6) return 0;
   *p = q;
   return 1;
 }
 
-/* From / To: "<" SIP-URI ">" or a SIP URI without parameters, then *(";" token ["=" token]).
- * No display name. */
+/* From / To / Contact: "<" SIP-URI ">" or a SIP URI without parameters, then
+ * *(";" token ["=" token]). No display name. */
 static int scan_addr(span v)
 {
   const char *p = v.p, *e = v.p + v.n;
@@ -248,7 +254,7 @@ static int scan_addr(span v)
   }
   while (p < e) {
     span name, value;
-    if (!skip_param(&p, e, &name, &value)) return 0;
+    if (!skip_param(&p, e, &name, &value, 0)) return 0;
   }
   return 1;
 }
@@ -268,6 +274,19 @@ static int scan_call_id(span v)
     }
   }
   return n_at == 0 || (n_at == 1 && at > 0 && at + 1 < v.n);
+}
+
+/* Allow: token *(*WSP "," *WSP token), each method a value libosip2 keeps as it is. */
+static int scan_allow(span v)
+{
+  const char *p = v.p, *e = v.p + v.n;
+  for (;;) {
+    if (!skip_token(&p, e)) return 0;
+    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    if (p == e) return 1;
+    if (*p++ != ',') return 0;
+    while (p < e && (*p == ' ' || *p == '\t')) p++;
+  }
 }
 
 /* Up to `max` leading digits of s as a number no larger than 2^31 - 1; -1 when there is none,
@@ -358,11 +377,16 @@ int msg_scan_response(const char *data, size_t hdr_len, msg_response *out)
     p += 2;
     int h = classify(name, name_len);
     if (h == H_OTHER) continue;
-    if (h == H_OSIP || count[h]++) return 0;
+    if (h == H_OSIP) return 0;
     while (v < ve && (*v == ' ' || *v == '\t')) v++; /* trimmed as osip_clrncpy does */
     while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-    val[h].p = v;
-    val[h].n = (size_t)(ve - v);
+    span value = { v, (size_t)(ve - v) };
+    if (h == H_ALLOW || h == H_CONTACT) { /* may repeat: each one is checked here */
+      if (!(h == H_ALLOW ? scan_allow(value) : scan_addr(value))) return 0;
+      continue;
+    }
+    if (count[h]++) return 0;
+    val[h] = value;
   }
   if (p != end - 2) return 0;
   if (!count[H_VIA] || !count[H_FROM] || !count[H_TO] || !count[H_CALL_ID] || !count[H_CSEQ])
