@@ -183,6 +183,7 @@ static int parse_response(const char *data, size_t len, msg_response *out, int f
 {
   memset(out, 0, sizeof *out);
   out->expires = out->min_expires = out->retry_after = -1;
+  if (fast && msg_scan_response(data, len, out)) return 0; /* framed and read by scan.c */
   if (len < 12 || memcmp(data, "SIP/2.0 ", 8) != 0) return -1;
 
   size_t body_off = header_end(data, len);
@@ -197,7 +198,6 @@ static int parse_response(const char *data, size_t len, msg_response *out, int f
   out->len = body_off + avail;
   out->body_off = body_off;
   out->body_len = avail;
-  if (fast && msg_scan_response(data, body_off, out)) return 0;
 
   osip_message_t *m = NULL;
   int rc = -1;

@@ -18,75 +18,66 @@ typedef struct span {
   size_t n;
 } span;
 
-static int is_digit(unsigned char c)
+/* Character classes, one bit each in cls[]. */
+enum {
+  C_TEXT = 1 << 0,      /* a header value byte: printable ASCII or horizontal tab */
+  C_TOKEN = 1 << 1,     /* RFC 3261 token */
+  C_DIGIT = 1 << 2,
+  C_ALNUM = 1 << 3,
+  C_HOST = 1 << 4,      /* host name or IPv4 address */
+  C_IPV6 = 1 << 5,      /* inside the brackets of an IPv6 reference: hex digits, ':', '.' */
+  C_USER = 1 << 6,      /* user part of a SIP URI, without escapes of : ; ? @ , */
+  C_WORD = 1 << 7,      /* RFC 3261 word (Call-ID), less the double quote and the backslash */
+  C_VIA_VALUE = 1 << 8, /* Via parameter value: token, or an IPv6 address (received=::1) */
+};
+#define L (C_TEXT | C_TOKEN | C_ALNUM | C_HOST | C_USER | C_WORD | C_VIA_VALUE) /* letter */
+#define HL (L | C_IPV6)                                                        /* hex letter */
+#define DG (HL | C_DIGIT)                                                      /* digit */
+#define MARK (C_TEXT | C_TOKEN | C_USER | C_WORD | C_VIA_VALUE)                 /* ! % * + ' ~ _ - . */
+static const uint16_t cls[256] = {
+  ['0'] = DG, ['1'] = DG, ['2'] = DG, ['3'] = DG, ['4'] = DG, ['5'] = DG, ['6'] = DG, ['7'] = DG, ['8'] = DG, ['9'] = DG,
+  ['A'] = HL, ['B'] = HL, ['C'] = HL, ['D'] = HL, ['E'] = HL, ['F'] = HL, ['G'] = L, ['H'] = L, ['I'] = L,
+  ['J'] = L, ['K'] = L, ['L'] = L, ['M'] = L, ['N'] = L, ['O'] = L, ['P'] = L, ['Q'] = L, ['R'] = L,
+  ['S'] = L, ['T'] = L, ['U'] = L, ['V'] = L, ['W'] = L, ['X'] = L, ['Y'] = L, ['Z'] = L,
+  ['a'] = HL, ['b'] = HL, ['c'] = HL, ['d'] = HL, ['e'] = HL, ['f'] = HL, ['g'] = L, ['h'] = L, ['i'] = L,
+  ['j'] = L, ['k'] = L, ['l'] = L, ['m'] = L, ['n'] = L, ['o'] = L, ['p'] = L, ['q'] = L, ['r'] = L,
+  ['s'] = L, ['t'] = L, ['u'] = L, ['v'] = L, ['w'] = L, ['x'] = L, ['y'] = L, ['z'] = L,
+  ['\t'] = C_TEXT, [' '] = C_TEXT,
+  ['!'] = MARK, ['%'] = MARK, ['*'] = MARK, ['+'] = MARK, ['\''] = MARK, ['~'] = MARK, ['_'] = MARK,
+  ['-'] = MARK | C_HOST, ['.'] = MARK | C_HOST | C_IPV6,
+  ['`'] = C_TEXT | C_TOKEN | C_WORD | C_VIA_VALUE,
+  ['$'] = C_TEXT | C_USER, ['&'] = C_TEXT | C_USER, ['='] = C_TEXT | C_USER,
+  [':'] = C_TEXT | C_IPV6 | C_WORD | C_VIA_VALUE,
+  ['['] = C_TEXT | C_WORD | C_VIA_VALUE, [']'] = C_TEXT | C_WORD | C_VIA_VALUE,
+  ['('] = C_TEXT | C_WORD, [')'] = C_TEXT | C_WORD, ['<'] = C_TEXT | C_WORD, ['>'] = C_TEXT | C_WORD,
+  ['/'] = C_TEXT | C_WORD, ['?'] = C_TEXT | C_WORD, ['{'] = C_TEXT | C_WORD, ['}'] = C_TEXT | C_WORD,
+  ['"'] = C_TEXT, ['#'] = C_TEXT, [','] = C_TEXT, [';'] = C_TEXT, ['@'] = C_TEXT, ['\\'] = C_TEXT,
+  ['^'] = C_TEXT, ['|'] = C_TEXT,
+};
+#undef L
+#undef HL
+#undef DG
+#undef MARK
+
+static inline int in(unsigned cls_bit, char c)
 {
-  return c >= '0' && c <= '9';
+  return cls[(unsigned char)c] & cls_bit;
 }
 
-static int is_alnum(unsigned char c)
+/* Skips the bytes of class cls_bit from *p (before e); returns how many. */
+static inline size_t skip(unsigned cls_bit, const char **p, const char *e)
 {
-  return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+  const char *q = *p;
+  while (q < e && in(cls_bit, *q)) q++;
+  size_t n = (size_t)(q - *p);
+  *p = q;
+  return n;
 }
 
-/* RFC 3261 token */
-static int is_token(unsigned char c)
+/* 1 when the n bytes at s are the lower-case name lc, compared case-insensitively: the
+ * names compared here are tokens, in which only letters change under | 0x20. */
+static int name_is(const char *s, const char *lc, size_t n)
 {
-  if (is_alnum(c)) return 1;
-  switch (c) {
-  case '-': case '.': case '!': case '%': case '*': case '_': case '+': case '`': case '\'': case '~':
-    return 1;
-  default:
-    return 0;
-  }
-}
-
-/* A header value byte: printable ASCII or horizontal tab. */
-static int is_text(unsigned char c)
-{
-  return (c >= 0x20 && c < 0x7f) || c == '\t';
-}
-
-static int is_host(unsigned char c)
-{
-  return is_alnum(c) || c == '-' || c == '.';
-}
-
-/* Inside the brackets of an IPv6 reference: hex digits, colons (and dots of an embedded IPv4). */
-static int is_ipv6(unsigned char c)
-{
-  return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') || c == ':' || c == '.';
-}
-
-/* The user part of a SIP URI, without escapes of ':', ';', '?', '@' or ','. */
-static int is_user(unsigned char c)
-{
-  if (is_alnum(c)) return 1;
-  switch (c) {
-  case '-': case '_': case '.': case '!': case '~': case '*': case '\'': case '%': case '+':
-  case '&': case '=': case '$':
-    return 1;
-  default:
-    return 0;
-  }
-}
-
-/* RFC 3261 word (Call-ID), less the double quote and the backslash. */
-static int is_word(unsigned char c)
-{
-  if (is_token(c)) return 1;
-  switch (c) {
-  case '(': case ')': case '<': case '>': case ':': case '/': case '[': case ']': case '?':
-  case '{': case '}':
-    return 1;
-  default:
-    return 0;
-  }
-}
-
-/* 1 when s (n bytes) is the lower-case name lc, compared case-insensitively. */
-static int name_is(const char *s, size_t n, const char *lc, size_t lc_n)
-{
-  if (n != lc_n) return 0;
   for (size_t i = 0; i < n; i++)
     if ((unsigned char)(s[i] | 0x20) != (unsigned char)lc[i] && s[i] != lc[i]) return 0;
   return 1;
@@ -100,88 +91,83 @@ enum {
   H_N
 };
 
-#define NAME(s, h) { s, sizeof s - 1, h }
-static const struct {
-  const char *name;
-  size_t len;
-  int h;
-} names[] = {
-  NAME("via", H_VIA), NAME("v", H_VIA), NAME("from", H_FROM), NAME("f", H_FROM),
-  NAME("to", H_TO), NAME("t", H_TO), NAME("call-id", H_CALL_ID), NAME("i", H_CALL_ID),
-  NAME("cseq", H_CSEQ), NAME("content-length", H_CLEN), NAME("l", H_CLEN),
-  NAME("sip-etag", H_ETAG), NAME("expires", H_EXPIRES), NAME("min-expires", H_MIN_EXPIRES),
-  NAME("retry-after", H_RETRY_AFTER), NAME("allow", H_ALLOW),
-  NAME("contact", H_CONTACT), NAME("m", H_CONTACT),
-  /* the other headers libosip2 parses (osip_parser_cfg.c) */
-  NAME("accept", H_OSIP), NAME("accept-encoding", H_OSIP), NAME("accept-language", H_OSIP),
-  NAME("alert-info", H_OSIP), NAME("authentication-info", H_OSIP),
-  NAME("authorization", H_OSIP), NAME("c", H_OSIP), NAME("call-info", H_OSIP),
-  NAME("content-encoding", H_OSIP), NAME("content-type", H_OSIP),
-  NAME("e", H_OSIP), NAME("error-info", H_OSIP), NAME("mime-version", H_OSIP),
-  NAME("proxy-authenticate", H_OSIP), NAME("proxy-authentication-info", H_OSIP),
-  NAME("proxy-authorization", H_OSIP), NAME("record-route", H_OSIP), NAME("route", H_OSIP),
-  NAME("www-authenticate", H_OSIP),
-};
-
-static int classify(const char *name, size_t n)
+/* The header a name (a token of n bytes) stands for, by length first. Every header libosip2
+ * parses itself (osip_parser_cfg.c) is H_OSIP unless read here. */
+static int classify(const char *s, size_t n)
 {
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-    if (names[i].len == n && name_is(name, n, names[i].name, names[i].len)) return names[i].h;
-  return H_OTHER;
-}
-
-/* Skips 1*token at *p (before e); 0 when there is none. */
-static int skip_token(const char **p, const char *e)
-{
-  const char *q = *p;
-  while (q < e && is_token((unsigned char)*q)) q++;
-  if (q == *p) return 0;
-  *p = q;
-  return 1;
+  /* IS(lc): the name is lc. A name listed under another length does not compile. */
+#define IS(lc) ((void)sizeof(char[sizeof lc - 1 == N ? 1 : -1]), name_is(s, lc, N))
+#define LEN(len, ...) case len: { enum { N = len }; return __VA_ARGS__; }
+  switch (n) {
+  case 1:
+    switch (s[0] | 0x20) {
+    case 'v': return H_VIA;
+    case 'f': return H_FROM;
+    case 't': return H_TO;
+    case 'i': return H_CALL_ID;
+    case 'l': return H_CLEN;
+    case 'm': return H_CONTACT;
+    case 'c': case 'e': return H_OSIP; /* Content-Type, Content-Encoding */
+    default: return H_OTHER;
+    }
+  LEN(2, IS("to") ? H_TO : H_OTHER)
+  LEN(3, IS("via") ? H_VIA : H_OTHER)
+  LEN(4, IS("from") ? H_FROM : IS("cseq") ? H_CSEQ : H_OTHER)
+  LEN(5, IS("allow") ? H_ALLOW : IS("route") ? H_OSIP : H_OTHER)
+  LEN(6, IS("accept") ? H_OSIP : H_OTHER)
+  LEN(7, IS("call-id") ? H_CALL_ID : IS("contact") ? H_CONTACT : IS("expires") ? H_EXPIRES : H_OTHER)
+  LEN(8, IS("sip-etag") ? H_ETAG : H_OTHER)
+  LEN(9, IS("call-info") ? H_OSIP : H_OTHER)
+  LEN(10, IS("alert-info") || IS("error-info") ? H_OSIP : H_OTHER)
+  LEN(11, IS("min-expires") ? H_MIN_EXPIRES : IS("retry-after") ? H_RETRY_AFTER : H_OTHER)
+  LEN(12, IS("content-type") || IS("mime-version") || IS("record-route") ? H_OSIP : H_OTHER)
+  LEN(13, IS("authorization") ? H_OSIP : H_OTHER)
+  LEN(14, IS("content-length") ? H_CLEN : H_OTHER)
+  LEN(15, IS("accept-encoding") || IS("accept-language") ? H_OSIP : H_OTHER)
+  LEN(16, IS("content-encoding") || IS("www-authenticate") ? H_OSIP : H_OTHER)
+  LEN(18, IS("proxy-authenticate") ? H_OSIP : H_OTHER)
+  LEN(19, IS("authentication-info") || IS("proxy-authorization") ? H_OSIP : H_OTHER)
+  LEN(25, IS("proxy-authentication-info") ? H_OSIP : H_OTHER)
+  default: return H_OTHER;
+  }
+#undef IS
+#undef LEN
 }
 
 /* Skips host [":" port] at *p: a host name or IPv4 address, or an IPv6 reference; a port of
  * one to five digits. */
 static int skip_hostport(const char **p, const char *e)
 {
-  const char *q = *p, *s;
+  const char *q = *p;
   if (q < e && *q == '[') {
-    s = ++q;
-    while (q < e && is_ipv6((unsigned char)*q)) q++;
-    if (q == s || q >= e || *q != ']') return 0;
     q++;
-  } else {
-    s = q;
-    while (q < e && is_host((unsigned char)*q)) q++;
-    if (q == s) return 0;
+    if (!skip(C_IPV6, &q, e) || q >= e || *q != ']') return 0;
+    q++;
+  } else if (!skip(C_HOST, &q, e)) {
+    return 0;
   }
   if (q < e && *q == ':') {
-    s = ++q;
-    while (q < e && is_digit((unsigned char)*q)) q++;
-    if (q == s || q - s > 5) return 0;
+    q++;
+    size_t n = skip(C_DIGIT, &q, e);
+    if (n < 1 || n > 5) return 0;
   }
   *p = q;
   return 1;
 }
 
-/* Skips one ";name[=value]" (tokens both; the value may also be an IPv6 address when ipv6)
- * at *p; the name and value (n = 0: none) are set. */
-static int skip_param(const char **p, const char *e, span *name, span *value, int ipv6)
+/* Skips one ";" token ["=" value] at *p, the value of class vclass; the name and the value
+ * (n = 0: none) are set. */
+static int skip_param(const char **p, const char *e, unsigned vclass, span *name, span *value)
 {
   const char *q = *p;
   if (q >= e || *q != ';') return 0;
   name->p = ++q;
-  if (!skip_token(&q, e)) return 0;
-  name->n = (size_t)(q - name->p);
+  if (!(name->n = skip(C_TOKEN, &q, e))) return 0;
   value->p = NULL;
   value->n = 0;
   if (q < e && *q == '=') {
     value->p = ++q;
-    while (q < e && (is_token((unsigned char)*q) ||
-                     (ipv6 && (*q == ':' || *q == '[' || *q == ']'))))
-      q++;
-    value->n = (size_t)(q - value->p);
-    if (!value->n) return 0;
+    if (!(value->n = skip(vclass, &q, e))) return 0;
   }
   *p = q;
   return 1;
@@ -197,15 +183,13 @@ static int scan_via(span v, span *branch)
   branch->n = 0;
   if (v.n < 8 || memcmp(p, "SIP/2.0/", 8) != 0) return 0;
   p += 8;
-  const char *t = p;
-  while (p < e && is_alnum((unsigned char)*p)) p++;
-  if (p == t || p >= e || *p != ' ') return 0;
+  if (!skip(C_ALNUM, &p, e) || p >= e || *p != ' ') return 0;
   p++;
   if (!skip_hostport(&p, e)) return 0;
   while (p < e) {
     span name, value;
-    if (!skip_param(&p, e, &name, &value, 1)) return 0;
-    if (!found && name_is(name.p, name.n, "branch", 6)) {
+    if (!skip_param(&p, e, C_VIA_VALUE, &name, &value)) return 0;
+    if (!found && name.n == 6 && name_is(name.p, "branch", 6)) {
       found = 1;
       *branch = value;
     }
@@ -222,18 +206,13 @@ static int skip_uri(const char **p, const char *e, int with_params)
   else if (e - q >= 5 && memcmp(q, "sips:", 5) == 0) q += 5;
   else return 0;
   u = q;
-  while (q < e && is_user((unsigned char)*q)) q++;
-  if (q < e && *q == '@') {
-    if (q == u) return 0;
-    q++;
-  } else {
-    q = u; /* no user part */
-  }
+  if (skip(C_USER, &q, e) && q < e && *q == '@') q++;
+  else q = u; /* no user part (an empty one is declined: "@" is no host) */
   if (!skip_hostport(&q, e)) return 0;
   if (with_params)
     while (q < e && *q == ';') {
       span name, value;
-      if (!skip_param(&q, e, &name, &value, 0)) return 0;
+      if (!skip_param(&q, e, C_TOKEN, &name, &value)) return 0;
     }
   if (q - *p < 6) return 0;
   *p = q;
@@ -254,7 +233,7 @@ static int scan_addr(span v)
   }
   while (p < e) {
     span name, value;
-    if (!skip_param(&p, e, &name, &value, 0)) return 0;
+    if (!skip_param(&p, e, C_TOKEN, &name, &value)) return 0;
   }
   return 1;
 }
@@ -262,18 +241,13 @@ static int scan_addr(span v)
 /* Call-ID: 1*word ["@" 1*word]. */
 static int scan_call_id(span v)
 {
-  size_t at = 0, n_at = 0;
-  if (!v.n) return 0;
-  for (size_t i = 0; i < v.n; i++) {
-    unsigned char c = (unsigned char)v.p[i];
-    if (c == '@') {
-      at = i;
-      n_at++;
-    } else if (!is_word(c)) {
-      return 0;
-    }
+  const char *p = v.p, *e = v.p + v.n;
+  if (!skip(C_WORD, &p, e)) return 0;
+  if (p < e && *p == '@') {
+    p++;
+    if (!skip(C_WORD, &p, e)) return 0;
   }
-  return n_at == 0 || (n_at == 1 && at > 0 && at + 1 < v.n);
+  return p == e;
 }
 
 /* Allow: token *(*WSP "," *WSP token), each method a value libosip2 keeps as it is. */
@@ -281,7 +255,7 @@ static int scan_allow(span v)
 {
   const char *p = v.p, *e = v.p + v.n;
   for (;;) {
-    if (!skip_token(&p, e)) return 0;
+    if (!skip(C_TOKEN, &p, e)) return 0;
     while (p < e && (*p == ' ' || *p == '\t')) p++;
     if (p == e) return 1;
     if (*p++ != ',') return 0;
@@ -295,7 +269,7 @@ static long digits(const char *s, size_t n, size_t max, size_t *used)
 {
   long long v = 0;
   size_t i = 0;
-  for (; i < n && i < max && is_digit((unsigned char)s[i]); i++) {
+  for (; i < n && i < max && s[i] >= '0' && s[i] <= '9'; i++) {
     v = v * 10 + (s[i] - '0');
     if (v > 0x7fffffffLL) v = 0x80000000LL; /* saturates: already out of range */
   }
@@ -345,39 +319,43 @@ static uint64_t branch_value(span b, int *ours)
   return v;
 }
 
-int msg_scan_response(const char *data, size_t hdr_len, msg_response *out)
+int msg_scan_response(const char *data, size_t len, msg_response *out)
 {
-  const char *p = data, *end = data + hdr_len;
-  /* The caller framed the message: data[hdr_len - 4 .. hdr_len) is the first CRLFCRLF, so
-   * every scan below stops at a CR before the end. */
-  if (hdr_len < 18 || memcmp(p, "SIP/2.0 ", 8) != 0) return 0;
+  const char *p = data, *end = data + len;
+  if (len < 14 || memcmp(p, "SIP/2.0 ", 8) != 0) return 0;
   p += 8;
-  if (p[0] < '1' || p[0] > '6' || !is_digit((unsigned char)p[1]) || !is_digit((unsigned char)p[2]) ||
+  if (p[0] < '1' || p[0] > '6' || !in(C_DIGIT, p[1]) || !in(C_DIGIT, p[2]) ||
       p[3] != ' ')
     return 0;
   int status = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
   if (status == 401 || status == 407) return 0; /* challenges: libosip2 reads them */
-  span reason = { p + 4, 0 };
-  for (p += 4; (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f; p++) {}
-  if (p[0] != '\r' || p[1] != '\n') return 0;
+  p += 4;
+  span reason = { p, 0 };
+  while (p < end && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f) p++;
+  if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return 0;
   reason.n = (size_t)(p - reason.p);
   p += 2;
 
+  /* Header lines up to the blank line. With no bare CR or LF anywhere, that blank line ends
+   * the first CRLFCRLF, where msg_parse_response's framing ends the header section too. */
   span val[H_N];
   int count[H_N] = { 0 };
-  while (p < end - 2) {
+  size_t clen_raw = 0;
+  for (;;) {
+    if (end - p < 2) return 0;
+    if (p[0] == '\r' && p[1] == '\n') break;
     const char *name = p;
-    while (is_token((unsigned char)*p)) p++;
-    size_t name_len = (size_t)(p - name);
-    if (!name_len || *p != ':') return 0; /* also a folded line, or space before the colon */
+    size_t name_len = skip(C_TOKEN, &p, end);
+    if (!name_len || p >= end || *p != ':') return 0; /* also a folded line, or space before the colon */
     const char *v = ++p;
-    while (is_text((unsigned char)*p)) p++;
-    if (p[0] != '\r' || p[1] != '\n') return 0;
+    skip(C_TEXT, &p, end);
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return 0;
     const char *ve = p;
     p += 2;
     int h = classify(name, name_len);
     if (h == H_OTHER) continue;
     if (h == H_OSIP) return 0;
+    if (h == H_CLEN) clen_raw = (size_t)(ve - v);
     while (v < ve && (*v == ' ' || *v == '\t')) v++; /* trimmed as osip_clrncpy does */
     while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
     span value = { v, (size_t)(ve - v) };
@@ -388,9 +366,19 @@ int msg_scan_response(const char *data, size_t hdr_len, msg_response *out)
     if (count[h]++) return 0;
     val[h] = value;
   }
-  if (p != end - 2) return 0;
+  size_t body_off = (size_t)(p + 2 - data);
   if (!count[H_VIA] || !count[H_FROM] || !count[H_TO] || !count[H_CALL_ID] || !count[H_CSEQ])
     return 0;
+
+  /* Framing as msg_parse_response does it: the body is what follows the blank line, cut to
+   * Content-Length, which must not run past the datagram. That framing reads at most 23
+   * bytes of the Content-Length value: a longer one is left to it. */
+  size_t body_len = len - body_off;
+  if (count[H_CLEN]) {
+    long cl = clen_raw <= 23 ? seconds(val[H_CLEN]) : -1;
+    if (cl < 0 || (size_t)cl > body_len) return 0;
+    body_len = (size_t)cl;
+  }
 
   span branch;
   if (!scan_via(val[H_VIA], &branch) || !scan_addr(val[H_FROM]) || !scan_addr(val[H_TO]) ||
@@ -404,9 +392,7 @@ int msg_scan_response(const char *data, size_t hdr_len, msg_response *out)
   if (cseq < 0 || used >= cs.n || cs.p[used] != ' ') return 0;
   span method = { cs.p + used + 1, cs.n - used - 1 };
   const char *m = method.p;
-  if (!skip_token(&m, method.p + method.n) || m != method.p + method.n) return 0;
-
-  if (count[H_CLEN] && (val[H_CLEN].n > 10 || seconds(val[H_CLEN]) < 0)) return 0;
+  if (skip(C_TOKEN, &m, method.p + method.n) != method.n || !method.n) return 0;
 
   span etag = { NULL, 0 };
   if (count[H_ETAG]) {
@@ -449,5 +435,8 @@ int msg_scan_response(const char *data, size_t hdr_len, msg_response *out)
   out->expires = expires;
   out->min_expires = min_expires;
   out->retry_after = retry_after;
+  out->len = body_off + body_len;
+  out->body_off = body_off;
+  out->body_len = body_len;
   return 1;
 }
