@@ -12,7 +12,7 @@ MOD_CFLAGS  := $(BASE_CFLAGS) -I$(LUA_INCDIR) -Icsrc -fvisibility=hidden
 LIBS        := -losip2 -losipparser2 -luv -lcrypto
 
 BUILD       ?= build
-CORE_SRC    := csrc/core.c csrc/message.c csrc/causes.c csrc/digest.c
+CORE_SRC    := csrc/core.c csrc/message.c csrc/scan.c csrc/causes.c csrc/digest.c
 BIND_SRC    := csrc/lsipub.c csrc/driver_uv.c csrc/lcompositor.c csrc/compositor.c
 CORE_OBJ    := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 BIND_OBJ    := $(BIND_SRC:csrc/%.c=$(BUILD)/obj/%.o)
@@ -108,7 +108,7 @@ clean:
 # fuzz/regressions/TARGET/* once through each target.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := response pubnew
+FUZZ_TARGETS := response pubnew scan
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(WARN) -Icsrc \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)

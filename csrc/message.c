@@ -1,6 +1,7 @@
 /* message.c — PUBLISH requests built with libosip2 (once per publication as a template, then
- * filled), responses read with libosip2 after a Content-Length framing check it does not make. */
+ * filled); responses read by scan.c's fast path after a framing check, or else by libosip2. */
 #include "message.h"
+#include "scan.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -382,10 +383,12 @@ static uint64_t parse_branch(const char *b, int *ours)
   return v;
 }
 
-int msg_parse_response(const char *data, size_t len, msg_response *out)
+/* Reads a response: fast is 0 for libosip2 alone, 1 to try the scanner (scan.c) first. */
+static int parse_response(const char *data, size_t len, msg_response *out, int fast)
 {
   memset(out, 0, sizeof *out);
   out->expires = out->min_expires = out->retry_after = -1;
+  if (fast && msg_scan_response(data, len, out)) return 0; /* framed and read by scan.c */
   if (len < 12 || memcmp(data, "SIP/2.0 ", 8) != 0) return -1;
 
   size_t body_off = header_end(data, len);
@@ -462,6 +465,16 @@ done:
   osip_message_free(m);
   if (rc != 0) msg_response_clear(out);
   return rc;
+}
+
+int msg_parse_response(const char *data, size_t len, msg_response *out)
+{
+  return parse_response(data, len, out, 1);
+}
+
+int msg_parse_response_osip(const char *data, size_t len, msg_response *out)
+{
+  return parse_response(data, len, out, 0);
 }
 
 void msg_response_clear(msg_response *r)

@@ -24,7 +24,7 @@ build = {
   modules = {
     ["sip.core"] = {
       sources = {
-        "csrc/core.c", "csrc/message.c", "csrc/causes.c", "csrc/digest.c", "csrc/lsipub.c",
+        "csrc/core.c", "csrc/message.c", "csrc/scan.c", "csrc/causes.c", "csrc/digest.c", "csrc/lsipub.c",
         "csrc/driver_uv.c",
         "csrc/lcompositor.c", "csrc/compositor.c",
       },
