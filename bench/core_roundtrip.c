@@ -1,5 +1,6 @@
 /* core_roundtrip.c — cost of PUBLISH round trips in the C core alone (build, parse, match,
- * state machine, timers, events) on the in-memory transport: for callgrind, or counting mallocs. */
+ * state machine, timers, events) on the in-memory transport: for callgrind, or counting mallocs.
+ * Modes: refresh K, life K, scale K SECS (K publications refreshing on the virtual clock). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,10 +113,88 @@ __attribute__((noinline)) static unsigned long run_life(unsigned long k)
   return tx;
 }
 
+/* ---- scale: K publications, granted 10..30 s, refreshing by themselves on the virtual clock */
+
+#define SCALE_MAX_SENT 65536
+static const char *scale_req[SCALE_MAX_SENT];
+static size_t scale_len[SCALE_MAX_SENT], scale_n;
+static unsigned long scale_refreshes, scale_late;
+
+static int scale_send(void *ud, const sipub_dest *d, const char *data, size_t len)
+{
+  (void)ud;
+  (void)d;
+  if (scale_n == SCALE_MAX_SENT) return -1;
+  scale_req[scale_n] = data; /* alive until its final response */
+  scale_len[scale_n++] = len;
+  return 0;
+}
+
+/* Answers every queued request with a 200 granting what it asked for (not measured). */
+__attribute__((noinline)) static void scale_answer_all(void)
+{
+  for (size_t i = 0; i < scale_n; i++) {
+    net.req = scale_req[i];
+    net.req_len = scale_len[i];
+    const char *e = strstr(net.req, "\r\nExpires: ");
+    int expires = e ? atoi(e + 11) : 3600;
+    size_t len;
+    const char *r = inmem_reply(&net, expires, &len);
+    if (strstr(net.req, "\r\nSIP-If-Match: ")) scale_refreshes++;
+    sipub_ua_receive(ua, now, r, len);
+  }
+  scale_n = 0;
+}
+
+/* secs virtual seconds in 10 ms steps: timers fire, refreshes go out and are answered. */
+__attribute__((noinline)) static unsigned long run_scale(unsigned long secs)
+{
+  sipub_event ev;
+  for (unsigned long step = 0; step < secs * 100; step++) {
+    now += 10;
+    sipub_ua_tick(ua, now);
+    scale_answer_all();
+    while (sipub_ua_poll(ua, &ev)) {
+      events++;
+      if (ev.kind == SIPUB_EV_FAILED) failures++;
+      if (ev.kind == SIPUB_EV_PROGRESS) scale_late++;
+    }
+  }
+  return scale_refreshes;
+}
+
+static int scale_main(unsigned long k, unsigned long secs)
+{
+  sipub_config cfg = { .aor = "sip:bench@127.0.0.1", .proxy_host = "127.0.0.1", .proxy_port = 5070,
+                       .via_host = "127.0.0.1", .via_port = 5099, .user_agent = "core-roundtrip",
+                       .seed = 42 };
+  sipub_io io = { &net, scale_send };
+  ua = sipub_ua_new(&cfg, &io, now);
+  if (!ua) return 1;
+  for (unsigned long i = 0; i < k; i++) {
+    char target[64];
+    snprintf(target, sizeof target, "sip:s%lu@127.0.0.1", i);
+    sipub_pub_config pc = { .target = target, .event = "presence",
+                            .content_type = "application/pidf+xml", .expires = (int)(10 + i % 21),
+                            .unpublish_on_close = 1 };
+    sipub_pub *p = sipub_pub_new(ua, &pc, NULL);
+    if (!p || sipub_pub_publish(p, BODY1, sizeof BODY1 - 1) != SIPUB_OK) return 1;
+    if (scale_n == SCALE_MAX_SENT) scale_answer_all();
+  }
+  scale_answer_all();
+  while (sipub_ua_poll(ua, &(sipub_event){ 0 })) {}
+  unsigned long refreshes = run_scale(secs);
+  printf("RESULT core_scale pubs=%lu secs=%lu refreshes=%lu per_sec=%.0f failures=%lu progress=%lu\n",
+         k, secs, refreshes, (double)refreshes / (double)secs, failures, scale_late);
+  sipub_ua_free(ua);
+  return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
   const char *mode = argc > 1 ? argv[1] : "refresh";
   unsigned long k = argc > 2 ? strtoul(argv[2], NULL, 10) : 10000;
+  if (strcmp(mode, "scale") == 0) return scale_main(k, argc > 3 ? strtoul(argv[3], NULL, 10) : 60);
   sipub_config cfg = { .aor = "sip:bench@127.0.0.1", .proxy_host = "127.0.0.1", .proxy_port = 5070,
                        .via_host = "127.0.0.1", .via_port = 5099, .user_agent = "core-roundtrip",
                        .seed = 42 };

@@ -29,6 +29,7 @@ local cfg = {
   SCALE_W = env_num("BENCH_SCALE_W", 64),
   CORE_K = env_num("BENCH_CORE_K", 10000),
   LIFE_K = env_num("BENCH_LIFE_K", 2500),
+  CORE_SCALE_SECS = env_num("BENCH_CORE_SCALE_SECS", 30),
   PROFILE_N = env_num("BENCH_PROFILE_N", 500),
   PERF_SCALE_SECS = env_num("BENCH_PERF_SCALE_SECS", 25),
   SKIP = " " .. (os.getenv("BENCH_SKIP") or "") .. " ",
@@ -448,6 +449,29 @@ local function callgrind_core()
   return out
 end
 
+-- The C core alone at scale: SCALE_N publications granted 10..30 s refreshing on the virtual
+-- clock (core_roundtrip scale); Ir per refresh, and the timer heap's share (self cost).
+local function callgrind_scale()
+  local secs = cfg.CORE_SCALE_SECS
+  log("instructions: callgrind, scale, %d publications, %d virtual s", cfg.SCALE_N, secs)
+  local file = TMP .. "/callgrind.scale"
+  os.remove(file)
+  local text = sh(cmdline { "timeout", tostring(cfg.LIMIT * 2), "valgrind", "--tool=callgrind",
+                            "--callgrind-out-file=" .. file, "--toggle-collect=run_scale",
+                            "--toggle-collect=inmem_reply*", B .. "/core_roundtrip", "scale",
+                            tostring(cfg.SCALE_N), tostring(secs) })
+  local r = results(text).core_scale or {}
+  local total, timers = callgrind_total(file), 0
+  for _, row in ipairs(annotate(file, false)) do
+    if row.fn:match("^heap_") or row.fn:match("^timer_") or row.fn == "sipub_ua_tick" then
+      timers = timers + row.ir
+    end
+  end
+  local n = r.refreshes or 0
+  return { pubs = r.pubs, secs = secs, refreshes = n, failures = r.failures,
+           per_refresh = n > 0 and total / n or 0, timers_per_refresh = n > 0 and timers / n or 0 }
+end
+
 local function profile_lua()
   local out = {}
   log("profile: callgrind of the Lua client, N = %d, W = 16", cfg.PROFILE_N)
@@ -654,6 +678,16 @@ local function report(mach, tp, mem, sc, cg, prof, elapsed)
     target(("no late or missed refresh (%s publications)"):format(commas(cfg.SCALE_N)),
            ("%s late, %s missed"):format(commas(sc.late412 or -1), commas(sc.missed or -1)), "0", zero)
     w()
+    local c = sc.core
+    if c then
+      w(("The C core alone at the same scale (`bench/core_roundtrip.c scale`, callgrind): %s publications " ..
+         "granted 10–30 s refreshing on the virtual clock for %d s in 10 ms ticks, each request answered " ..
+         "at once by a template 200 (not counted). %s refreshes, %s failed: **%s Ir per refresh** " ..
+         "(tick, timers, build, parse, state machine, events), of which the timer heap (`heap_*`, " ..
+         "`timer_*`, `sipub_ua_tick`, self cost) **%s Ir**."):format(commas(c.pubs or 0), c.secs,
+         commas(c.refreshes or 0), commas(c.failures or 0), commas(c.per_refresh), commas(c.timers_per_refresh)))
+      w()
+    end
   end
 
   if cg then
@@ -809,6 +843,7 @@ if not skipped("throughput") then tp = throughput() end
 if not skipped("memory") then mem = memory() end
 if not skipped("scale") then sc = scale() end
 if not skipped("core") then cg = callgrind_core() end
+if not skipped("core") and not skipped("scale") and sc then sc.core = callgrind_scale() end
 if not skipped("profile") then prof = profile_lua() end
 report(mach, tp, mem, sc, cg, prof, os.time() - t_begin)
 local text = table.concat(md, "\n") .. "\n"
