@@ -25,7 +25,12 @@ DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev lua-busted libosip2-dev
 
 .PHONY: all deps test unit check asan valgrind demo clean rock luajit soak
 
-all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/examples/publish
+all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/examples/publish $(BUILD)/spec/driver_faults
+
+# The driver under injected sendmmsg faults (spec/driver_spec.lua runs it).
+$(BUILD)/spec/driver_faults: spec/support/driver_faults.c $(CORE_OBJ) $(BUILD)/obj/driver_uv.o $(BUILD)/obj/compositor.o $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Icsrc -o $@ $< $(CORE_OBJ) $(BUILD)/obj/driver_uv.o $(BUILD)/obj/compositor.o $(LIBS) -ldl
 
 # The C example: the core and the libuv driver without Lua.
 $(BUILD)/examples/publish: examples/publish.c $(CORE_OBJ) $(BUILD)/obj/driver_uv.o $(HEADERS)

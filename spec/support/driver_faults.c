@@ -1,5 +1,5 @@
 /* driver_faults.c — the libuv driver's batched sending under injected faults, run by
- * spec/driver_spec.lua: sendmmsg(2) interposed to refuse, defer (EAGAIN) or cut short. */
+ * spec/driver_spec.lua (built by `make all`): sendmmsg(2) interposed to refuse, defer or cut short. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* RTLD_NEXT, sendmmsg */
 #endif
