@@ -16,9 +16,12 @@
 #define TIMER_MT "sip.timer"
 #define LOOP_MT "sip.loop"
 
-static char loop_key, dispatch_key, error_key, mainthread_key;
+static char loop_key, deliver_key, response_mt_key, error_key, mainthread_key;
 
-static const char *const event_names[] = { "progress", "published", "failed", "unpublished" };
+/* The context field holding the handlers of each event kind (see sip/emitter.lua), in the
+ * order of sipub_event_kind. */
+static const char *const handler_keys[] = { "_on_progress", "_on_published", "_on_failed",
+                                            "_on_unpublished" };
 
 /* ---- errors raised by callbacks -------------------------------------------------------- */
 
@@ -249,6 +252,8 @@ typedef struct vdgram {
   int port;
 } vdgram;
 
+typedef struct lua_pub lua_pub;
+
 typedef struct lua_ua {
   lua_State *L; /* main thread, for loop callbacks */
   sipub_ua *core;
@@ -261,15 +266,19 @@ typedef struct lua_ua {
   char *proxy_host;
   int proxy_port;
   uv_timer_t *defer; /* delivers the events of user calls on the next loop turn */
+  lua_pub *first, *last; /* its publications' userdata, oldest first (for close) */
   int self_ref;
   int draining, closing, closed;
 } lua_ua;
 
-typedef struct lua_pub {
+/* A publication's userdata. Its user value keeps the UA alive; ctx_ref anchors the context
+ * table while the publication is open or has work in flight. */
+struct lua_pub {
   sipub_pub *pub;
-  lua_ua *ua;
+  lua_ua *ua;         /* NULL once the UA is collected */
+  lua_pub *prev, *next;
   int ctx_ref;
-} lua_pub;
+};
 
 static lua_ua *check_ua(lua_State *L, int idx)
 {
@@ -287,9 +296,14 @@ static void maybe_unanchor(lua_State *L, lua_pub *lp)
   }
 }
 
+/* The response object of an event: a table with the fields the handlers read and the
+ * sip.response metatable (header access). The message is copied: the object stays valid
+ * after the handler returns. */
 static void push_response(lua_State *L, const sipub_response *r)
 {
   lua_createtable(L, 0, 4);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &response_mt_key);
+  lua_setmetatable(L, -2);
   lua_pushinteger(L, r->status);
   lua_setfield(L, -2, "status_code");
   lua_pushstring(L, r->reason);
@@ -313,8 +327,10 @@ static void check_closed(lua_State *L, lua_ua *u)
   }
 }
 
-/* Delivers queued events to the Lua dispatcher, then re-arms the timer. Handlers may call
- * back into the core; the events they cause are delivered by this same loop, in order. */
+/* Delivers queued events to the handlers, then re-arms the timer. The handlers of an event
+ * are read from the context (sip/emitter.lua): none costs nothing (no response object is
+ * made), a lone function is called here, a list goes through Emitter.deliver. Handlers may
+ * call back into the core; the events they cause are delivered by this same loop, in order. */
 static void drain(lua_State *L, lua_ua *u)
 {
   if (!u->core) return;
@@ -329,17 +345,26 @@ static void drain(lua_State *L, lua_ua *u)
       if (!lp || lp->ctx_ref == LUA_NOREF) continue;
       lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ctx_ref); /* keeps the context alive meanwhile */
       int ctx = lua_gettop(L);
-      if (ev.response && ev.response != last) {
-        push_response(L, ev.response);
-        lua_replace(L, slot);
-        last = ev.response;
+      lua_pushstring(L, handler_keys[ev.kind]);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, ctx);
+      int kind = lua_type(L, -1);
+      if (kind == LUA_TFUNCTION || kind == LUA_TTABLE) {
+        if (ev.response && ev.response != last) {
+          push_response(L, ev.response);
+          lua_replace(L, slot);
+          last = ev.response;
+        }
+        if (kind == LUA_TTABLE) { /* deliver(ctx, key, list, response, cause) */
+          lua_rawgetp(L, LUA_REGISTRYINDEX, &deliver_key);
+          lua_insert(L, ctx + 1);
+          lua_pushvalue(L, ctx);
+          lua_insert(L, ctx + 2);
+        }
+        if (ev.response) lua_pushvalue(L, slot); else lua_pushnil(L);
+        lua_pushstring(L, ev.cause ? ev.cause : "");
+        lsipub_pcall(L, kind == LUA_TTABLE ? 5 : 2);
       }
-      lua_rawgetp(L, LUA_REGISTRYINDEX, &dispatch_key);
-      lua_pushvalue(L, ctx);
-      lua_pushstring(L, event_names[ev.kind]);
-      if (ev.response) lua_pushvalue(L, slot); else lua_pushnil(L);
-      lua_pushstring(L, ev.cause ? ev.cause : "");
-      lsipub_pcall(L, 4);
       if (u->core) maybe_unanchor(L, lp);
       lua_settop(L, slot);
     }
@@ -509,6 +534,13 @@ static int l_ua_new(lua_State *L)
     uv_timer_init(lsipub_loop(L), u->defer);
     u->defer->data = u;
   }
+#if LUA_VERSION_NUM < 503
+  /* Lua 5.1: a user value must be a table; this one, { ua }, is shared by its publications. */
+  lua_createtable(L, 1, 0);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, 1);
+  lua_setuservalue(L, -2);
+#endif
   lua_pushvalue(L, -1);
   u->self_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* an open UA is never collected */
   return 1;
@@ -522,6 +554,11 @@ static void ua_time(lua_ua *u)
 static int l_ua_gc(lua_State *L)
 {
   lua_ua *u = luaL_checkudata(L, 1, UA_MT);
+  for (lua_pub *lp = u->first; lp; lp = lp->next) { /* at lua_close, any order */
+    lp->pub = NULL;
+    lp->ua = NULL;
+  }
+  u->first = u->last = NULL;
   if (u->defer) {
     uv_close((uv_handle_t *)u->defer, free_handle);
     u->defer = NULL;
@@ -546,10 +583,20 @@ static int l_ua_gc(lua_State *L)
   return 0;
 }
 
+/* Closes every publication (each by its own policy: unpublish or forget), oldest first,
+ * then the UA: new publications are refused and, once nothing is left in flight, the
+ * socket closes and the UA can be collected. */
 static int l_ua_close(lua_State *L)
 {
   lua_ua *u = check_ua(L, 1);
   if (!u->closing) {
+    ua_time(u);
+    for (lua_pub *lp = u->first; lp; lp = lp->next) {
+      if (lp->pub && !sipub_pub_closed(lp->pub)) {
+        sipub_pub_close(lp->pub);
+        maybe_unanchor(L, lp);
+      }
+    }
     u->closing = 1;
     sipub_ua_close(u->core);
   }
@@ -613,21 +660,30 @@ static int l_pub_new(lua_State *L)
   lua_pub *lp = lua_newuserdata(L, sizeof *lp);
   lp->pub = pub;
   lp->ua = u;
+  lp->ctx_ref = LUA_NOREF;
+  lp->next = NULL;
+  lp->prev = u->last;
+  if (u->last) u->last->next = lp; else u->first = lp;
+  u->last = lp;
+  sipub_pub_set_user(pub, lp); /* from here on, l_pub_gc releases it */
   luaL_setmetatable(L, PUB_MT);
-  lua_createtable(L, 1, 0); /* the UA outlives its publications (a table: Lua 5.1 fenv) */
+  /* The UA outlives its publications: its userdata is the user value (Lua 5.1: the table
+   * the UA shares with all its publications). */
+#if LUA_VERSION_NUM >= 503
   lua_pushvalue(L, 1);
-  lua_rawseti(L, -2, 1);
+#else
+  lua_getuservalue(L, 1);
+#endif
   lua_setuservalue(L, -2);
   lua_pushvalue(L, 2);
   lp->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  sipub_pub_set_user(pub, lp);
   return 1;
 }
 
 static lua_pub *check_pub(lua_State *L)
 {
   lua_pub *lp = luaL_checkudata(L, 1, PUB_MT);
-  if (!lp->pub || !lp->ua->core) luaL_argerror(L, 1, "the publication has been released");
+  if (!lp->pub || !lp->ua || !lp->ua->core) luaL_argerror(L, 1, "the publication has been released");
   return lp;
 }
 
@@ -664,9 +720,14 @@ static int l_pub_resume(lua_State *L)
   return pub_result(L, lp, sipub_pub_resume(lp->pub, body, len));
 }
 
+/* Nothing once the publication is closed (closing already unpublished it, or forgot it). */
 static int l_pub_unpublish(lua_State *L)
 {
   lua_pub *lp = check_pub(L);
+  if (sipub_pub_closed(lp->pub)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   ua_time(lp->ua);
   return pub_result(L, lp, sipub_pub_unpublish(lp->pub));
 }
@@ -686,6 +747,14 @@ static int l_pub_etag(lua_State *L)
   return 1;
 }
 
+/* "closed" once closed, else "published" while an entity-tag is held, else "idle". */
+static int l_pub_state(lua_State *L)
+{
+  lua_pub *lp = check_pub(L);
+  lua_pushstring(L, sipub_pub_closed(lp->pub) ? "closed" : sipub_pub_etag(lp->pub) ? "published" : "idle");
+  return 1;
+}
+
 static int l_pub_active(lua_State *L)
 {
   lua_pub *lp = check_pub(L);
@@ -696,8 +765,15 @@ static int l_pub_active(lua_State *L)
 static int l_pub_gc(lua_State *L)
 {
   lua_pub *lp = luaL_checkudata(L, 1, PUB_MT);
-  if (lp->pub && lp->ua->core) sipub_pub_release(lp->pub);
+  lua_ua *u = lp->ua;
+  if (u) {
+    if (lp->pub && u->core) sipub_pub_release(lp->pub);
+    if (lp->prev) lp->prev->next = lp->next; else u->first = lp->next;
+    if (lp->next) lp->next->prev = lp->prev; else u->last = lp->prev;
+  }
   lp->pub = NULL;
+  lp->ua = NULL;
+  lp->prev = lp->next = NULL;
   return 0;
 }
 
@@ -776,11 +852,15 @@ static int l_vfail(lua_State *L)
 
 /* ---- module functions ------------------------------------------------------------------ */
 
+/* core.set_dispatch(deliver, response_mt): the function that runs a list of handlers
+ * (Emitter.deliver) and the metatable of response objects. */
 static int l_set_dispatch(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_settop(L, 1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &dispatch_key);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &response_mt_key);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &deliver_key);
   return 0;
 }
 
@@ -912,8 +992,8 @@ __attribute__((visibility("default"))) int luaopen_sip_core(lua_State *L)
   };
   static const luaL_Reg pub_methods[] = {
     { "publish", l_pub_publish }, { "resume", l_pub_resume }, { "unpublish", l_pub_unpublish },
-    { "close", l_pub_close },
-    { "etag", l_pub_etag }, { "active", l_pub_active }, { NULL, NULL }
+    { "close", l_pub_close }, { "etag", l_pub_etag }, { "state", l_pub_state },
+    { "active", l_pub_active }, { NULL, NULL }
   };
   static const luaL_Reg timer_methods[] = {
     { "stop", l_timer_stop }, { "unref", l_timer_unref }, { NULL, NULL }

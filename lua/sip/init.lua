@@ -28,10 +28,9 @@ core.set_error_handler(function(msg)
   end
 end)
 
-core.set_dispatch(function(ctx, event, response, cause)
-  if response then Response.new(response) end
-  Emitter.emit(ctx, event, response, cause)
-end)
+-- The binding delivers events itself (see sip.emitter): it needs the function that runs a
+-- list of handlers and the metatable of the response objects it makes.
+core.set_dispatch(Emitter.deliver, Response)
 
 -- sip.run([mode]): "default" runs until nothing is left to do; "once"; "nowait".
 function sip.run(mode) return core.run(mode) end

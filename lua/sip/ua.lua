@@ -119,7 +119,7 @@ function UA.new(config)
 
   local creds = check_credentials(config, aor)
 
-  local self = setmetatable({ uri = config.uri, closed = false, _contexts = {} }, UA)
+  local self = setmetatable({ uri = config.uri, closed = false, _core = false }, UA)
   self._core = core.ua_new {
     aor = config.uri,
     proxy_host = proxy and proxy.host,
@@ -203,9 +203,7 @@ function UA:publish(target, event, body, options)
   end
   check.string("publish", "body", body, 2)
   local opts = check_options(options)
-  local ctx = Context.new(self, target, event, opts)
-  self._contexts[ctx] = true
-  ctx.body = body
+  local ctx = Context.new(self, target, event, opts, body)
   local ok, err
   if opts.etag then
     ok, err = ctx._h:resume(body) -- a refresh of the state an earlier run published
@@ -217,13 +215,11 @@ function UA:publish(target, event, body, options)
 end
 
 -- Closes every context (unpublishing those with unpublishOnClose); the transport stays
--- until their final responses, then the loop is released.
+-- until their final responses, then the loop is released. The binding keeps the list of
+-- the UA's publications, so the UA holds no table of its contexts.
 function UA:close()
   if self.closed then return end
   self.closed = true
-  local list = {}
-  for ctx in pairs(self._contexts) do list[#list + 1] = ctx end
-  for _, ctx in ipairs(list) do ctx:close() end
   self._core:close()
 end
 
