@@ -872,19 +872,18 @@ static int l_set_error_handler(lua_State *L)
   return 0;
 }
 
-/* core.parse_uri(s) -> { scheme, user, host, port } or nil */
-static int l_parse_uri(lua_State *L)
+/* Parses s as a URI that also reads back inside <> (To, From: otherwise no request could
+ * carry it); NULL when it does not, or when a port is not 1..65535. */
+static osip_uri_t *parse_uri(const char *s, size_t len, long *port)
 {
-  size_t len;
-  const char *s = luaL_checklstring(L, 1, &len);
   osip_uri_t *u = NULL;
   sipub_global_init();
-  if (strlen(s) != len || osip_uri_init(&u) != 0) return 0;
+  *port = 0;
+  if (strlen(s) != len || osip_uri_init(&u) != 0) return NULL;
   if (osip_uri_parse(u, s) != 0 || !u->scheme || !u->host || !*u->host) {
     osip_uri_free(u);
-    return 0;
+    return NULL;
   }
-  /* The URI must also read back inside <> (To, From), or no request could carry it. */
   osip_from_t *f = NULL;
   char *na = malloc(len + 3);
   int in_name_addr = 0;
@@ -897,10 +896,26 @@ static int l_parse_uri(lua_State *L)
     osip_from_free(f);
     free(na);
   }
+  if (in_name_addr && u->port) {
+    char *end;
+    *port = strtol(u->port, &end, 10);
+    if (*end || *port <= 0 || *port > 65535) in_name_addr = 0;
+  }
   if (!in_name_addr) {
     osip_uri_free(u);
-    return 0;
+    return NULL;
   }
+  return u;
+}
+
+/* core.parse_uri(s) -> { scheme, user, host, port } or nil */
+static int l_parse_uri(lua_State *L)
+{
+  size_t len;
+  long port;
+  const char *s = luaL_checklstring(L, 1, &len);
+  osip_uri_t *u = parse_uri(s, len, &port);
+  if (!u) return 0;
   lua_createtable(L, 0, 4);
   lua_pushstring(L, u->scheme);
   lua_setfield(L, -2, "scheme");
@@ -910,17 +925,39 @@ static int l_parse_uri(lua_State *L)
   }
   lua_pushstring(L, u->host);
   lua_setfield(L, -2, "host");
-  if (u->port) {
-    char *end;
-    long p = strtol(u->port, &end, 10);
-    if (*end || p <= 0 || p > 65535) {
-      osip_uri_free(u);
-      return 0;
-    }
-    lua_pushinteger(L, p);
+  if (port) {
+    lua_pushinteger(L, port);
     lua_setfield(L, -2, "port");
   }
   osip_uri_free(u);
+  return 1;
+}
+
+/* core.check_target(s) -> nil when s is fit for a publication's target; "control" when it
+ * holds a control character (CR, LF, NUL... but tab); "uri" when it is not a sip: or sips:
+ * URI that To can carry (no <, > or white space in it). One pass and no table: this runs
+ * on every publish. */
+static int l_check_target(lua_State *L)
+{
+  size_t len;
+  long port;
+  const char *s = luaL_checklstring(L, 1, &len);
+  int bad_uri = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c < 32 && c != '\t') || c == 127) {
+      lua_pushliteral(L, "control");
+      return 1;
+    }
+    if (c == '<' || c == '>' || c == ' ' || c == '\t') bad_uri = 1;
+  }
+  osip_uri_t *u = bad_uri ? NULL : parse_uri(s, len, &port);
+  if (u && (osip_strcasecmp(u->scheme, "sip") == 0 || osip_strcasecmp(u->scheme, "sips") == 0)) {
+    osip_uri_free(u);
+    return 0;
+  }
+  if (u) osip_uri_free(u);
+  lua_pushliteral(L, "uri");
   return 1;
 }
 
@@ -1003,6 +1040,7 @@ __attribute__((visibility("default"))) int luaopen_sip_core(lua_State *L)
     { "now", l_now }, { "digest", l_digest },
     { "set_dispatch", l_set_dispatch }, { "set_error_handler", l_set_error_handler },
     { "report_error", l_report_error }, { "parse_uri", l_parse_uri },
+    { "check_target", l_check_target },
     { "reason_phrases", l_reason_phrases }, { NULL, NULL }
   };
 

@@ -12,6 +12,8 @@
 local core = require "sip.core"
 local check = require "sip.check"
 
+local rawget, rawset, type, xpcall = rawget, rawset, type, xpcall
+
 local Emitter = {}
 
 local KEY = {
