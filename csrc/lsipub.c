@@ -687,6 +687,8 @@ static lua_pub *check_pub(lua_State *L)
   return lp;
 }
 
+static const char *rc_message(int rc);
+
 static int pub_result(lua_State *L, lua_pub *lp, int rc)
 {
   settle(L, lp->ua);
@@ -696,9 +698,7 @@ static int pub_result(lua_State *L, lua_pub *lp, int rc)
     return 1;
   }
   lua_pushnil(L);
-  lua_pushstring(L, rc == SIPUB_ENOSTATE ? "nothing is published to refresh"
-                    : rc == SIPUB_ECLOSED ? "closed"
-                    : rc == SIPUB_ENOMEM ? "out of memory" : "invalid argument");
+  lua_pushstring(L, rc_message(rc));
   return 2;
 }
 
@@ -775,6 +775,173 @@ static int l_pub_gc(lua_State *L)
   lp->ua = NULL;
   lp->prev = lp->next = NULL;
   return 0;
+}
+
+/* ---- context methods ------------------------------------------------------------------- */
+
+/* The methods that run on every event or publication (sip/context.lua installs them), in C
+ * so that a call costs one call: the usual case is done here, every other one (an argument
+ * to refuse with its message, a second handler, a `once`, a handle that is not ours) goes to
+ * the Lua function of the same name in upvalue 1, which raises one level further up. */
+
+static const char *rc_message(int rc)
+{
+  return rc == SIPUB_ENOSTATE ? "nothing is published to refresh"
+       : rc == SIPUB_ECLOSED ? "closed"
+       : rc == SIPUB_ENOMEM ? "out of memory" : "invalid argument";
+}
+
+/* Calls the Lua fallback named `name` with the arguments as given; returns its results. */
+static int ctx_slow(lua_State *L, const char *name)
+{
+  int n = lua_gettop(L);
+  lua_getfield(L, lua_upvalueindex(1), name);
+  lua_insert(L, 1);
+  lua_call(L, n, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* The publication of the context at index 1 (its _h field), or NULL. */
+static lua_pub *ctx_pub(lua_State *L)
+{
+  if (lua_type(L, 1) != LUA_TTABLE) return NULL;
+  lua_pushliteral(L, "_h");
+  lua_rawget(L, 1);
+  lua_pub *lp = luaL_testudata(L, -1, PUB_MT);
+  lua_pop(L, 1);
+  if (!lp || !lp->pub || !lp->ua || !lp->ua->core) return NULL;
+  return lp;
+}
+
+/* Index of event (a string at idx) in handler_keys, or -1. */
+static int event_index(lua_State *L, int idx)
+{
+  static const char *const names[] = { "progress", "published", "failed", "unpublished" };
+  if (lua_type(L, idx) != LUA_TSTRING) return -1;
+  const char *e = lua_tostring(L, idx);
+  for (int i = 0; i < 4; i++)
+    if (strcmp(e, names[i]) == 0) return i;
+  return -1;
+}
+
+/* ctx:on(event, fn) when event has no handler yet: the function is the field's value. */
+static int ctx_on(lua_State *L)
+{
+  int k = event_index(L, 2);
+  if (k < 0 || lua_type(L, 1) != LUA_TTABLE || lua_type(L, 3) != LUA_TFUNCTION || lua_gettop(L) != 3)
+    return ctx_slow(L, "on");
+  lua_pushstring(L, handler_keys[k]);
+  lua_pushvalue(L, -1);
+  if (lua_rawget(L, 1) != LUA_TNIL) {
+    lua_settop(L, 3);
+    return ctx_slow(L, "on");
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* ctx:publish([body]): initial or modify with a body, a refresh without one (or with ""). */
+static int ctx_publish(lua_State *L)
+{
+  int t = lua_type(L, 2);
+  lua_pub *lp = ctx_pub(L);
+  if (!lp || (t != LUA_TNIL && t != LUA_TNONE && t != LUA_TSTRING)) return ctx_slow(L, "publish");
+  size_t len = 0;
+  const char *body = t == LUA_TSTRING ? lua_tolstring(L, 2, &len) : NULL;
+  if (body && len == 0) body = NULL;
+  ua_time(lp->ua);
+  int rc = sipub_pub_publish(lp->pub, body, len);
+  settle(L, lp->ua);
+  if (lp->ua->core) maybe_unanchor(L, lp);
+  if (rc == SIPUB_ECLOSED) return luaL_error(L, "sip: publish on a closed context");
+  if (rc != SIPUB_OK) return luaL_error(L, "sip: cannot publish: %s", rc_message(rc));
+  if (body) {
+    lua_pushliteral(L, "body");
+    lua_pushvalue(L, 2);
+    lua_rawset(L, 1);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* ctx:unpublish(): removes the published state; nothing once the context is closed. */
+static int ctx_unpublish(lua_State *L)
+{
+  lua_pub *lp = ctx_pub(L);
+  if (!lp) return ctx_slow(L, "unpublish");
+  if (!sipub_pub_closed(lp->pub)) {
+    ua_time(lp->ua);
+    sipub_pub_unpublish(lp->pub);
+    settle(L, lp->ua);
+    if (lp->ua->core) maybe_unanchor(L, lp);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* ctx:close(): unpublishes (unpublishOnClose) or forgets the state; idempotent. */
+static int ctx_close(lua_State *L)
+{
+  lua_pub *lp = ctx_pub(L);
+  if (!lp) return ctx_slow(L, "close");
+  if (!sipub_pub_closed(lp->pub)) {
+    ua_time(lp->ua);
+    sipub_pub_close(lp->pub);
+    settle(L, lp->ua);
+    if (lp->ua->core) maybe_unanchor(L, lp);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* Context.__index: a method (upvalue 1: the methods table), else etag or state from the
+ * core. */
+static int ctx_index(lua_State *L)
+{
+  lua_settop(L, 2);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL || lua_type(L, 2) != LUA_TSTRING) return 1;
+  const char *k = lua_tostring(L, 2);
+  int etag = strcmp(k, "etag") == 0;
+  if (!etag && strcmp(k, "state") != 0) return 1; /* nil */
+  lua_pushliteral(L, "_h");
+  lua_rawget(L, 1);
+  lua_pub *lp = luaL_testudata(L, -1, PUB_MT);
+  if (!lp || !lp->pub || !lp->ua || !lp->ua->core)
+    return luaL_error(L, "sip: the context has no publication");
+  if (etag) {
+    const char *e = sipub_pub_etag(lp->pub);
+    if (e) lua_pushstring(L, e); else lua_pushnil(L);
+  } else {
+    lua_pushstring(L, sipub_pub_closed(lp->pub) ? "closed" : sipub_pub_etag(lp->pub) ? "published" : "idle");
+  }
+  return 1;
+}
+
+/* core.context_methods(methods, fallbacks) -> { on, publish, unpublish, close, __index }:
+ * the C methods (fallbacks: the Lua functions of the same names) and the __index function
+ * of contexts over the methods table. */
+static int l_context_methods(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  static const luaL_Reg fns[] = {
+    { "on", ctx_on }, { "publish", ctx_publish }, { "unpublish", ctx_unpublish },
+    { "close", ctx_close }, { NULL, NULL }
+  };
+  lua_createtable(L, 0, 5);
+  for (const luaL_Reg *f = fns; f->name; f++) {
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, f->func, 1);
+    lua_setfield(L, -2, f->name);
+  }
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, ctx_index, 1);
+  lua_setfield(L, -2, "__index");
+  return 1;
 }
 
 /* ---- the virtual transport and clock --------------------------------------------------- */
@@ -1040,7 +1207,7 @@ __attribute__((visibility("default"))) int luaopen_sip_core(lua_State *L)
     { "now", l_now }, { "digest", l_digest },
     { "set_dispatch", l_set_dispatch }, { "set_error_handler", l_set_error_handler },
     { "report_error", l_report_error }, { "parse_uri", l_parse_uri },
-    { "check_target", l_check_target },
+    { "check_target", l_check_target }, { "context_methods", l_context_methods },
     { "reason_phrases", l_reason_phrases }, { NULL, NULL }
   };
 

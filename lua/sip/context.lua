@@ -3,6 +3,7 @@
 --
 -- A context is a plain table with target, event, options, body, the core handle _h and its
 -- handlers (sip.emitter); etag and state are read from the core when asked for.
+local core = require "sip.core"
 local Emitter = require "sip.emitter"
 local check = require "sip.check"
 
@@ -19,13 +20,10 @@ local methods = {
   on = Emitter.on, once = Emitter.once, off = Emitter.off, emit = Emitter.emit,
 }
 
-Context.__index = function(self, key)
-  local m = methods[key]
-  if m ~= nil then return m end
-  if key == "etag" then return self._h:etag() end
-  if key == "state" then return self._h:state() end
-  return nil
-end
+-- The Lua methods; the binding's versions of on, publish, unpublish and close replace them
+-- below and call them for every case they do not handle themselves (so these raise their
+-- errors one level further up).
+local slow = {}
 
 function Context.__tostring(self)
   return ("sip.PublishContext(%s, %s)"):format(self.target, self.event)
@@ -45,31 +43,37 @@ function Context.new(ua, target, event, options, body)
 end
 
 -- publish([body]): initial or modify with a body; a refresh without one.
-function methods:publish(body)
+function slow:publish(body)
   local h = self._h
   if body ~= nil and type(body) ~= "string" then
-    if h:state() == "closed" then error("sip: publish on a closed context", 2) end
-    check.fail("publish", "body", "expected a string or nil, got " .. check.show(body), 2)
+    if h:state() == "closed" then error("sip: publish on a closed context", 3) end
+    check.fail("publish", "body", "expected a string or nil, got " .. check.show(body), 3)
   end
   if body == "" then body = nil end
   local ok, err = h:publish(body)
   if not ok then
-    if err == "closed" then error("sip: publish on a closed context", 2) end
-    error("sip: cannot publish: " .. err, 2)
+    if err == "closed" then error("sip: publish on a closed context", 3) end
+    error("sip: cannot publish: " .. err, 3)
   end
   if body then self.body = body end
   return self
 end
 
 -- unpublish(): removes the published state (nothing once the context is closed).
-function methods:unpublish()
+function slow:unpublish()
   self._h:unpublish()
   return self
 end
 
-function methods:close()
+function slow:close()
   self._h:close()
   return self
 end
+
+slow.on = Emitter.on_from_c
+
+local fast = core.context_methods(methods, slow)
+Context.__index = fast.__index
+methods.on, methods.publish, methods.unpublish, methods.close = fast.on, fast.publish, fast.unpublish, fast.close
 
 return Context

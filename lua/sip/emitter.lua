@@ -47,10 +47,11 @@ local function store(self, key, list)
   end
 end
 
-local function add(self, fname, event, fn, once)
-  check_event(fname, event, 3)
+-- level: where an error is reported (3: the caller of the method that called add).
+local function add(self, fname, event, fn, once, level)
+  check_event(fname, event, level)
   if type(fn) ~= "function" then
-    check.fail(fname, "handler", "expected a function, got " .. check.show(fn), 3)
+    check.fail(fname, "handler", "expected a function, got " .. check.show(fn), level)
   end
   local key = KEY[event]
   local old = rawget(self, key)
@@ -69,8 +70,10 @@ local function add(self, fname, event, fn, once)
   return self
 end
 
-function Emitter.on(self, event, fn) return add(self, "on", event, fn, false) end
-function Emitter.once(self, event, fn) return add(self, "once", event, fn, true) end
+function Emitter.on(self, event, fn) return add(self, "on", event, fn, false, 3) end
+function Emitter.once(self, event, fn) return add(self, "once", event, fn, true, 3) end
+-- on() called through the binding's ctx:on (one more level between the caller and here).
+function Emitter.on_from_c(self, event, fn) return add(self, "on", event, fn, false, 4) end
 
 -- off(event) removes every handler of event; off(event, fn) only fn's registrations.
 function Emitter.off(self, event, fn)
