@@ -336,6 +336,23 @@ static void check_closed(lua_State *L, lua_ua *u)
   }
 }
 
+/* Whether the handler at the top (a list: always) can see its arguments: a Lua function
+ * without parameters or `...` cannot, and then no response object is made for it. */
+static int takes_arguments(lua_State *L, int kind)
+{
+#if LUA_VERSION_NUM >= 502
+  if (kind == LUA_TFUNCTION) {
+    lua_Debug ar;
+    lua_pushvalue(L, -1);
+    if (lua_getinfo(L, ">u", &ar)) return ar.nparams > 0 || ar.isvararg;
+  }
+#else
+  (void)L;
+  (void)kind;
+#endif
+  return 1;
+}
+
 /* Delivers queued events to the handlers, then re-arms the timer. The handlers of an event
  * are read from the context (sip/emitter.lua): none costs nothing (no response object is
  * made), a lone function is called here, a list goes through Emitter.deliver. Handlers may
@@ -345,11 +362,16 @@ static void drain(lua_State *L, lua_ua *u)
   if (!u->core) return;
   if (!u->draining) {
     sipub_event ev;
-    const sipub_response *last = NULL;
+    const sipub_response *last = NULL; /* the response of the previous event */
+    int made = 0;                      /* its object is in the slot */
     u->draining = 1;
     lua_pushnil(L); /* slot for the response object shared by consecutive events */
     int slot = lua_gettop(L);
     while (u->core && sipub_ua_poll(u->core, &ev)) {
+      if (ev.response != last) { /* only consecutive events share one (the core keeps it) */
+        last = ev.response;
+        made = 0;
+      }
       lua_pub *lp = ev.user;
       if (!lp || lp->ctx_ref == LUA_NOREF) continue;
       lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ctx_ref); /* keeps the context alive meanwhile */
@@ -359,10 +381,10 @@ static void drain(lua_State *L, lua_ua *u)
       lua_rawget(L, ctx);
       int kind = lua_type(L, -1);
       if (kind == LUA_TFUNCTION || kind == LUA_TTABLE) {
-        if (ev.response && ev.response != last) {
+        if (ev.response && !made && takes_arguments(L, kind)) {
           push_response(L, ev.response);
           lua_replace(L, slot);
-          last = ev.response;
+          made = 1;
         }
         if (kind == LUA_TTABLE) { /* deliver(ctx, key, list, response, cause) */
           lua_rawgetp(L, LUA_REGISTRYINDEX, &deliver_key);
@@ -370,7 +392,7 @@ static void drain(lua_State *L, lua_ua *u)
           lua_pushvalue(L, ctx);
           lua_insert(L, ctx + 2);
         }
-        if (ev.response) lua_pushvalue(L, slot); else lua_pushnil(L);
+        if (ev.response && made) lua_pushvalue(L, slot); else lua_pushnil(L);
         lua_pushstring(L, ev.cause ? ev.cause : "");
         lsipub_pcall(L, kind == LUA_TTABLE ? 5 : 2);
       }

@@ -296,6 +296,29 @@ describe("handlers", function()
     assert.are.same({}, t.rec, "off(event) removed the recorder too")
   end)
 
+  it("every handler that can see its arguments gets the response, kept valid after it returns", function()
+    local ua, net = testing.new_ua()
+    local ctx = ua:publish(S.TARGET, S.EVENT, "B1")
+    local got = {}
+    -- one handler each (the binding calls a lone function itself); the failed and
+    -- unpublished events of this answer share one response
+    ctx:on("failed", function() got.failed = true end) -- no parameters: no object for it
+    ctx:on("unpublished", function(r, cause) got.r, got.cause = r, cause end)
+    ctx:on("progress", function(...) got.varargs = select("#", ...) end)
+    net:reply(net:take(), 503, { ["Retry-After"] = "5" })
+    assert.is_true(got.failed)
+    local r = got.r
+    assert.are.equal(503, r.status_code)
+    assert.are.equal("Service Unavailable", r.reason_phrase)
+    assert.are.equal("5", r:getHeader("Retry-After"))
+    assert.is_truthy(r.data:find("^SIP/2.0 503"))
+    assert.are.equal("", r.body)
+    assert.are.equal("Service Unavailable", got.cause)
+    collectgarbage("collect")
+    assert.are.equal(503, r.status_code) -- still whole after the dispatch
+    assert.is_nil(got.varargs) -- an initial PUBLISH has no retry: no progress
+  end)
+
   it("a handler registered with both on and once keeps its on registration", function()
     local t = S.published()
     local n = 0
