@@ -311,16 +311,20 @@ static void maybe_unanchor(lua_State *L, lua_pub *lp)
 static void push_response(lua_State *L, const sipub_response *r)
 {
   lua_createtable(L, 0, 4);
+  lua_pushliteral(L, "status_code");
+  lua_pushinteger(L, r->status);
+  lua_rawset(L, -3);
+  lua_pushliteral(L, "reason_phrase");
+  lua_pushstring(L, r->reason);
+  lua_rawset(L, -3);
+  lua_pushliteral(L, "body");
+  if (r->body_len) lua_pushlstring(L, r->body, r->body_len); else lua_pushliteral(L, "");
+  lua_rawset(L, -3);
+  lua_pushliteral(L, "data");
+  lua_pushlstring(L, r->data, r->len);
+  lua_rawset(L, -3);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &response_mt_key);
   lua_setmetatable(L, -2);
-  lua_pushinteger(L, r->status);
-  lua_setfield(L, -2, "status_code");
-  lua_pushstring(L, r->reason);
-  lua_setfield(L, -2, "reason_phrase");
-  lua_pushlstring(L, r->body, r->body_len);
-  lua_setfield(L, -2, "body");
-  lua_pushlstring(L, r->data, r->len);
-  lua_setfield(L, -2, "data");
 }
 
 static void check_closed(lua_State *L, lua_ua *u)
@@ -651,6 +655,8 @@ static int l_ua_port(lua_State *L)
   return 1;
 }
 
+static lua_pub *wrap_pub(lua_State *L, lua_ua *u, sipub_pub *pub, int ua_idx, int ctx_idx);
+
 /* ua:pub_new(ctx, target, event, content_type, expires, extra_headers, unpublish_on_close,
  *            etag) */
 static int l_pub_new(lua_State *L)
@@ -688,6 +694,14 @@ static int l_pub_new(lua_State *L)
     if (err == SIPUB_ENOMEM) return luaL_error(L, "out of memory");
     return luaL_error(L, "invalid publication (target, event, content type or extra headers)");
   }
+  wrap_pub(L, u, pub, 1, 2);
+  return 1;
+}
+
+/* Pushes the userdata of a new publication of the UA at ua_idx, anchoring the context at
+ * ctx_idx. */
+static lua_pub *wrap_pub(lua_State *L, lua_ua *u, sipub_pub *pub, int ua_idx, int ctx_idx)
+{
   lua_pub *lp = lua_newuserdata(L, sizeof *lp);
   lp->pub = pub;
   lp->ua = u;
@@ -701,14 +715,14 @@ static int l_pub_new(lua_State *L)
   /* The UA outlives its publications: its userdata is the user value (Lua 5.1: the table
    * the UA shares with all its publications). */
 #if LUA_VERSION_NUM >= 503
-  lua_pushvalue(L, 1);
+  lua_pushvalue(L, ua_idx);
 #else
-  lua_getuservalue(L, 1);
+  lua_getuservalue(L, ua_idx);
 #endif
   lua_setuservalue(L, -2);
-  lua_pushvalue(L, 2);
+  lua_pushvalue(L, ctx_idx);
   lp->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  return 1;
+  return lp;
 }
 
 static lua_pub *check_pub(lua_State *L)
@@ -1135,27 +1149,183 @@ static int l_parse_uri(lua_State *L)
  * holds a control character (CR, LF, NUL... but tab); "uri" when it is not a sip: or sips:
  * URI that To can carry (no <, > or white space in it). One pass and no table: this runs
  * on every publish. */
-static int l_check_target(lua_State *L)
+static const char *target_problem(const char *s, size_t len)
 {
-  size_t len;
   long port;
-  const char *s = luaL_checklstring(L, 1, &len);
   int bad_uri = 0;
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
-    if ((c < 32 && c != '\t') || c == 127) {
-      lua_pushliteral(L, "control");
-      return 1;
-    }
+    if ((c < 32 && c != '\t') || c == 127) return "control";
     if (c == '<' || c == '>' || c == ' ' || c == '\t') bad_uri = 1;
   }
   osip_uri_t *u = bad_uri ? NULL : parse_uri(s, len, &port);
-  if (u && (osip_strcasecmp(u->scheme, "sip") == 0 || osip_strcasecmp(u->scheme, "sips") == 0)) {
-    osip_uri_free(u);
+  int ok = u && (osip_strcasecmp(u->scheme, "sip") == 0 || osip_strcasecmp(u->scheme, "sips") == 0);
+  if (u) osip_uri_free(u);
+  return ok ? NULL : "uri";
+}
+
+static int l_check_target(lua_State *L)
+{
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  const char *problem = target_problem(s, len);
+  if (!problem) return 0;
+  lua_pushstring(L, problem);
+  return 1;
+}
+
+/* ---- ua:publish's usual case ----------------------------------------------------------- */
+
+/* token chars of RFC 3261 (alphanum and -.!%*_+`'~), and the extra ones a media type's
+ * token takes (#$&^|), as sip/ua.lua's patterns. */
+static int event_char(unsigned char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c != 0 && strchr("!%'*+-._`~", c) != NULL);
+}
+
+static int media_token_char(unsigned char c)
+{
+  return event_char(c) || (c != 0 && strchr("#$&^|", c) != NULL);
+}
+
+/* type "/" subtype [ws] [";" ...], no control character (sip/ua.lua check_content_type). */
+static int valid_media_type(const char *s, size_t len)
+{
+  size_t i = 0, start;
+  for (size_t j = 0; j < len; j++) {
+    unsigned char c = (unsigned char)s[j];
+    if ((c < 32 && c != '\t') || c == 127) return 0;
+  }
+  for (start = i; i < len && media_token_char((unsigned char)s[i]); i++) {}
+  if (i == start || i == len || s[i] != '/') return 0;
+  for (start = ++i; i < len && media_token_char((unsigned char)s[i]); i++) {}
+  if (i == start) return 0;
+  while (i < len && (s[i] == ' ' || s[i] == '\t')) i++;
+  return i == len || s[i] == ';';
+}
+
+/* core.publish_fast(ua_core, target, event, body, options) -> ctx | nil, message | nil.
+ * Upvalues: the contexts' metatable and the shared empty extraHeaders. Does ua:publish for
+ * the usual arguments in one call: a target, event and body that sip/ua.lua accepts, and
+ * options nil or a plain table with only contentType and/or expires. Returns nil, and does
+ * nothing, for anything else (sip/ua.lua then checks and raises as before); nil and the
+ * reason when the publication was made but its PUBLISH could not be (sip/ua.lua raises). */
+static int l_publish_fast(lua_State *L)
+{
+  lua_settop(L, 5);
+  lua_ua *u = luaL_testudata(L, 1, UA_MT);
+  if (!u || !u->core || u->closing) return 0;
+  size_t tlen, elen, blen;
+  if (lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING || lua_type(L, 4) != LUA_TSTRING)
+    return 0;
+  const char *target = lua_tolstring(L, 2, &tlen);
+  const char *event = lua_tolstring(L, 3, &elen);
+  const char *body = lua_tolstring(L, 4, &blen);
+  if (tlen == 0 || elen == 0 || blen == 0) return 0;
+  for (size_t i = 0; i < elen; i++)
+    if (!event_char((unsigned char)event[i])) return 0;
+
+  /* options: the defaults, or contentType / expires */
+  lua_pushliteral(L, "text/plain"); /* 6: content type */
+  lua_Integer expires = 3600;
+  int t = lua_type(L, 5);
+  if (t == LUA_TTABLE) {
+    if (lua_getmetatable(L, 5)) return 0;
+    lua_pushnil(L);
+    while (lua_next(L, 5)) {
+      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+      if (strcmp(k, "contentType") == 0) {
+        size_t clen;
+        if (lua_type(L, -1) != LUA_TSTRING) return 0;
+        const char *ct = lua_tolstring(L, -1, &clen);
+        if (!valid_media_type(ct, clen)) return 0;
+        lua_copy(L, -1, 6);
+      } else if (strcmp(k, "expires") == 0) {
+        if (lua_type(L, -1) != LUA_TNUMBER) return 0;
+        if (lua_isinteger(L, -1)) {
+          expires = lua_tointeger(L, -1);
+        } else {
+          lua_Number n = lua_tonumber(L, -1);
+          if (!(n >= 1 && n <= 2147483647.0) || n != (lua_Number)(lua_Integer)n) return 0;
+          expires = (lua_Integer)n;
+        }
+        if (expires < 1 || expires > 2147483647) return 0;
+      } else {
+        return 0;
+      }
+      lua_pop(L, 1);
+    }
+  } else if (t != LUA_TNIL) {
     return 0;
   }
-  if (u) osip_uri_free(u);
-  lua_pushliteral(L, "uri");
+  if (target_problem(target, tlen)) return 0;
+
+  sipub_pub_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.target = target;
+  cfg.event = event;
+  cfg.content_type = lua_tostring(L, 6);
+  cfg.expires = (int)expires;
+  cfg.unpublish_on_close = 1;
+  int err = 0;
+  ua_time(u);
+  sipub_pub *pub = sipub_pub_new(u->core, &cfg, &err);
+  if (!pub) return 0; /* sip/ua.lua tries again and raises the error */
+
+  /* ctx.options */
+  lua_createtable(L, 0, 4); /* 7 */
+  lua_pushliteral(L, "extraHeaders");
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_rawset(L, 7);
+  lua_pushliteral(L, "contentType");
+  lua_pushvalue(L, 6);
+  lua_rawset(L, 7);
+  lua_pushliteral(L, "expires");
+  lua_pushinteger(L, expires);
+  lua_rawset(L, 7);
+  lua_pushliteral(L, "unpublishOnClose");
+  lua_pushboolean(L, 1);
+  lua_rawset(L, 7);
+  /* the context: the fields of Context.new */
+  lua_createtable(L, 0, 5); /* 8 */
+  lua_pushliteral(L, "target");
+  lua_pushvalue(L, 2);
+  lua_rawset(L, 8);
+  lua_pushliteral(L, "event");
+  lua_pushvalue(L, 3);
+  lua_rawset(L, 8);
+  lua_pushliteral(L, "options");
+  lua_pushvalue(L, 7);
+  lua_rawset(L, 8);
+  lua_pushliteral(L, "body");
+  lua_pushvalue(L, 4);
+  lua_rawset(L, 8);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_setmetatable(L, 8);
+  lua_pushliteral(L, "_h");
+  lua_pub *lp = wrap_pub(L, u, pub, 1, 8);
+  lua_rawset(L, 8);
+
+  int rc = sipub_pub_publish(lp->pub, body, blen);
+  settle(L, u);
+  if (u->core) maybe_unanchor(L, lp);
+  if (rc == SIPUB_OK) {
+    lua_pushvalue(L, 8);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, rc_message(rc));
+  return 2;
+}
+
+/* core.publish_fast_for(context_mt, no_headers) -> publish_fast */
+static int l_publish_fast_for(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_pushcclosure(L, l_publish_fast, 2);
   return 1;
 }
 
@@ -1239,6 +1409,7 @@ __attribute__((visibility("default"))) int luaopen_sip_core(lua_State *L)
     { "set_dispatch", l_set_dispatch }, { "set_error_handler", l_set_error_handler },
     { "report_error", l_report_error }, { "parse_uri", l_parse_uri },
     { "check_target", l_check_target }, { "context_methods", l_context_methods },
+    { "publish_fast_for", l_publish_fast_for },
     { "reason_phrases", l_reason_phrases }, { NULL, NULL }
   };
 

@@ -215,6 +215,31 @@ describe("publish options", function()
     assert.are.equal("B1", ctx.body)
   end)
 
+  it("the usual arguments (taken by the binding in one call) give what the general checks give", function()
+    -- unpublishOnClose given explicitly sends ua:publish through the Lua checks; without it
+    -- the binding takes these cases itself. Same seed: the same tags, Call-ID and branch.
+    local function run(options)
+      local ua, net = testing.new_ua { seed = 7 }
+      local ctx = ua:publish(S.TARGET, "presence", "B1", options)
+      return ctx, net:take().data
+    end
+    for _, o in ipairs { {}, { contentType = "application/pidf+xml" }, { expires = 60 },
+                         { expires = 60.0, contentType = "text/plain ; charset=utf-8" } } do
+      local fast, fast_req = run(next(o) and o or nil)
+      local general = { unpublishOnClose = true }
+      for k, v in pairs(o) do general[k] = v end
+      local slow, slow_req = run(general)
+      assert.are.equal(slow_req, fast_req)
+      assert.are.same(slow.options, fast.options)
+      assert.are.equal(slow.options.extraHeaders, fast.options.extraHeaders)
+      if math.type then assert.are.equal("integer", math.type(fast.options.expires)) end
+      for _, k in ipairs { "target", "event", "body", "state", "etag" } do
+        assert.are.equal(slow[k], fast[k], k)
+      end
+      assert.are.equal(getmetatable(slow), getmetatable(fast))
+    end
+  end)
+
   it("options may be omitted: text/plain, Expires 3600", function()
     local ua, net = testing.new_ua()
     ua:publish(S.TARGET, "presence", "B1")

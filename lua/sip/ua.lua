@@ -238,9 +238,17 @@ end
 local EVENT_PACKAGE = "^[!%%'*+%-.0-9A-Z_`a-z~]+$"
 local last_event = "presence" -- the last event package found valid
 
+-- The usual case of UA:publish in one binding call (see core.publish_fast in lsipub.c): it
+-- returns nil, having done nothing, for anything it does not take, and then the checks
+-- below run and raise as they would.
+local publish_fast = core.publish_fast_for(Context, NO_HEADERS)
+
 -- ua:publish(target, event, body[, options]) -> context, already sending its initial PUBLISH.
 function UA:publish(target, event, body, options)
   if self.closed then error("sip: publish on a closed user agent", 2) end
+  local fast, err = publish_fast(self._core, target, event, body, options)
+  if fast then return fast end
+  if err then error("sip: cannot publish: " .. err, 2) end
   check_target(target, 2)
   if event ~= last_event then
     check.string("publish", "event", event, 2, HEADER)
