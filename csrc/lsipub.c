@@ -846,13 +846,18 @@ static int ctx_slow(lua_State *L, const char *name)
   return lua_gettop(L);
 }
 
-/* The publication of the context at index 1 (its _h field), or NULL. */
+/* The publication of the context at index 1 (its _h field, a userdata whose metatable is
+ * upvalue 2: the publications' one), or NULL. */
 static lua_pub *ctx_pub(lua_State *L)
 {
   if (lua_type(L, 1) != LUA_TTABLE) return NULL;
   lua_pushliteral(L, "_h");
   lua_rawget(L, 1);
-  lua_pub *lp = luaL_testudata(L, -1, PUB_MT);
+  lua_pub *lp = NULL;
+  if (lua_type(L, -1) == LUA_TUSERDATA && lua_getmetatable(L, -1)) {
+    if (lua_rawequal(L, -1, lua_upvalueindex(2))) lp = lua_touserdata(L, -2);
+    lua_pop(L, 1);
+  }
   lua_pop(L, 1);
   if (!lp || !lp->pub || !lp->ua || !lp->ua->core) return NULL;
   return lp;
@@ -967,8 +972,8 @@ static int ctx_index(lua_State *L)
 }
 
 /* core.context_methods(methods, fallbacks) -> { on, publish, unpublish, close, __index }:
- * the C methods (fallbacks: the Lua functions of the same names) and the __index function
- * of contexts over the methods table. */
+ * the C methods (upvalues: the Lua fallbacks of the same names, the publications'
+ * metatable) and the __index function of contexts over the methods table. */
 static int l_context_methods(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -980,7 +985,8 @@ static int l_context_methods(lua_State *L)
   lua_createtable(L, 0, 5);
   for (const luaL_Reg *f = fns; f->name; f++) {
     lua_pushvalue(L, 2);
-    lua_pushcclosure(L, f->func, 1);
+    luaL_getmetatable(L, PUB_MT);
+    lua_pushcclosure(L, f->func, 2);
     lua_setfield(L, -2, f->name);
   }
   lua_pushvalue(L, 1);
