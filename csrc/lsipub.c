@@ -16,9 +16,12 @@
 #define TIMER_MT "sip.timer"
 #define LOOP_MT "sip.loop"
 
-static char loop_key, dispatch_key, error_key, mainthread_key;
+static char loop_key, deliver_key, response_mt_key, error_key, mainthread_key;
 
-static const char *const event_names[] = { "progress", "published", "failed", "unpublished" };
+/* The context field holding the handlers of each event kind (see sip/emitter.lua), in the
+ * order of sipub_event_kind. */
+static const char *const handler_keys[] = { "_on_progress", "_on_published", "_on_failed",
+                                            "_on_unpublished" };
 
 /* ---- errors raised by callbacks -------------------------------------------------------- */
 
@@ -126,6 +129,12 @@ uv_loop_t *lsipub_loop(lua_State *L)
   return &get_loop_box(L)->loop;
 }
 
+/* core.run([mode[, incremental]]). With incremental true, Lua 5.4's collector is made
+ * incremental first if it is generational (the lua5.4 interpreter starts it so): a
+ * generational major collection is not incremental, it marks and sweeps the whole heap in
+ * one go, and with 100 000 publications (~150 MB of heap) that stops the loop for about a
+ * second, long enough for refreshes to come late. The incremental collector spreads the
+ * same work over small steps. */
 static int l_run(lua_State *L)
 {
   static const char *const modes[] = { "default", "once", "nowait", NULL };
@@ -133,6 +142,9 @@ static int l_run(lua_State *L)
   int m = luaL_checkoption(L, 1, "default", modes);
   loop_box *b = get_loop_box(L);
   if (b->running) return luaL_error(L, "sip.run: the loop is already running");
+#if LUA_VERSION_NUM >= 504
+  if (lua_toboolean(L, 2)) lua_gc(L, LUA_GCINC, 0, 0, 0); /* 0: parameters unchanged */
+#endif
   b->running = 1;
   int alive = uv_run(&b->loop, umodes[m]);
   b->running = 0;
@@ -249,6 +261,8 @@ typedef struct vdgram {
   int port;
 } vdgram;
 
+typedef struct lua_pub lua_pub;
+
 typedef struct lua_ua {
   lua_State *L; /* main thread, for loop callbacks */
   sipub_ua *core;
@@ -261,15 +275,19 @@ typedef struct lua_ua {
   char *proxy_host;
   int proxy_port;
   uv_timer_t *defer; /* delivers the events of user calls on the next loop turn */
+  lua_pub *first, *last; /* its publications' userdata, oldest first (for close) */
   int self_ref;
   int draining, closing, closed;
 } lua_ua;
 
-typedef struct lua_pub {
+/* A publication's userdata. Its user value keeps the UA alive; ctx_ref anchors the context
+ * table while the publication is open or has work in flight. */
+struct lua_pub {
   sipub_pub *pub;
-  lua_ua *ua;
+  lua_ua *ua;         /* NULL once the UA is collected */
+  lua_pub *prev, *next;
   int ctx_ref;
-} lua_pub;
+};
 
 static lua_ua *check_ua(lua_State *L, int idx)
 {
@@ -287,17 +305,26 @@ static void maybe_unanchor(lua_State *L, lua_pub *lp)
   }
 }
 
+/* The response object of an event: a table with the fields the handlers read and the
+ * sip.response metatable (header access). The message is copied: the object stays valid
+ * after the handler returns. */
 static void push_response(lua_State *L, const sipub_response *r)
 {
   lua_createtable(L, 0, 4);
+  lua_pushliteral(L, "status_code");
   lua_pushinteger(L, r->status);
-  lua_setfield(L, -2, "status_code");
+  lua_rawset(L, -3);
+  lua_pushliteral(L, "reason_phrase");
   lua_pushstring(L, r->reason);
-  lua_setfield(L, -2, "reason_phrase");
-  lua_pushlstring(L, r->body, r->body_len);
-  lua_setfield(L, -2, "body");
+  lua_rawset(L, -3);
+  lua_pushliteral(L, "body");
+  if (r->body_len) lua_pushlstring(L, r->body, r->body_len); else lua_pushliteral(L, "");
+  lua_rawset(L, -3);
+  lua_pushliteral(L, "data");
   lua_pushlstring(L, r->data, r->len);
-  lua_setfield(L, -2, "data");
+  lua_rawset(L, -3);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &response_mt_key);
+  lua_setmetatable(L, -2);
 }
 
 static void check_closed(lua_State *L, lua_ua *u)
@@ -313,33 +340,66 @@ static void check_closed(lua_State *L, lua_ua *u)
   }
 }
 
-/* Delivers queued events to the Lua dispatcher, then re-arms the timer. Handlers may call
- * back into the core; the events they cause are delivered by this same loop, in order. */
+/* Whether the handler at the top (a list: always) can see its arguments: a Lua function
+ * without parameters or `...` cannot, and then no response object is made for it. */
+static int takes_arguments(lua_State *L, int kind)
+{
+#if LUA_VERSION_NUM >= 502
+  if (kind == LUA_TFUNCTION) {
+    lua_Debug ar;
+    lua_pushvalue(L, -1);
+    if (lua_getinfo(L, ">u", &ar)) return ar.nparams > 0 || ar.isvararg;
+  }
+#else
+  (void)L;
+  (void)kind;
+#endif
+  return 1;
+}
+
+/* Delivers queued events to the handlers, then re-arms the timer. The handlers of an event
+ * are read from the context (sip/emitter.lua): none costs nothing (no response object is
+ * made), a lone function is called here, a list goes through Emitter.deliver. Handlers may
+ * call back into the core; the events they cause are delivered by this same loop, in order. */
 static void drain(lua_State *L, lua_ua *u)
 {
   if (!u->core) return;
   if (!u->draining) {
     sipub_event ev;
-    const sipub_response *last = NULL;
+    const sipub_response *last = NULL; /* the response of the previous event */
+    int made = 0;                      /* its object is in the slot */
     u->draining = 1;
     lua_pushnil(L); /* slot for the response object shared by consecutive events */
     int slot = lua_gettop(L);
     while (u->core && sipub_ua_poll(u->core, &ev)) {
+      if (ev.response != last) { /* only consecutive events share one (the core keeps it) */
+        last = ev.response;
+        made = 0;
+      }
       lua_pub *lp = ev.user;
       if (!lp || lp->ctx_ref == LUA_NOREF) continue;
       lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ctx_ref); /* keeps the context alive meanwhile */
       int ctx = lua_gettop(L);
-      if (ev.response && ev.response != last) {
-        push_response(L, ev.response);
-        lua_replace(L, slot);
-        last = ev.response;
+      lua_pushstring(L, handler_keys[ev.kind]);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, ctx);
+      int kind = lua_type(L, -1);
+      if (kind == LUA_TFUNCTION || kind == LUA_TTABLE) {
+        if (ev.response && !made && takes_arguments(L, kind)) {
+          push_response(L, ev.response);
+          lua_replace(L, slot);
+          made = 1;
+        }
+        if (kind == LUA_TTABLE) { /* deliver(ctx, key, list, response, cause) */
+          lua_rawgetp(L, LUA_REGISTRYINDEX, &deliver_key);
+          lua_insert(L, ctx + 1);
+          lua_pushvalue(L, ctx);
+          lua_insert(L, ctx + 2);
+        }
+        if (ev.response && made) lua_pushvalue(L, slot); else lua_pushnil(L);
+        lua_pushstring(L, ev.cause ? ev.cause : "");
+        lsipub_pcall(L, kind == LUA_TTABLE ? 5 : 2);
       }
-      lua_rawgetp(L, LUA_REGISTRYINDEX, &dispatch_key);
-      lua_pushvalue(L, ctx);
-      lua_pushstring(L, event_names[ev.kind]);
-      if (ev.response) lua_pushvalue(L, slot); else lua_pushnil(L);
-      lua_pushstring(L, ev.cause ? ev.cause : "");
-      lsipub_pcall(L, 4);
       if (u->core) maybe_unanchor(L, lp);
       lua_settop(L, slot);
     }
@@ -509,6 +569,13 @@ static int l_ua_new(lua_State *L)
     uv_timer_init(lsipub_loop(L), u->defer);
     u->defer->data = u;
   }
+#if LUA_VERSION_NUM < 503
+  /* Lua 5.1: a user value must be a table; this one, { ua }, is shared by its publications. */
+  lua_createtable(L, 1, 0);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, 1);
+  lua_setuservalue(L, -2);
+#endif
   lua_pushvalue(L, -1);
   u->self_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* an open UA is never collected */
   return 1;
@@ -522,6 +589,11 @@ static void ua_time(lua_ua *u)
 static int l_ua_gc(lua_State *L)
 {
   lua_ua *u = luaL_checkudata(L, 1, UA_MT);
+  for (lua_pub *lp = u->first; lp; lp = lp->next) { /* at lua_close, any order */
+    lp->pub = NULL;
+    lp->ua = NULL;
+  }
+  u->first = u->last = NULL;
   if (u->defer) {
     uv_close((uv_handle_t *)u->defer, free_handle);
     u->defer = NULL;
@@ -546,10 +618,20 @@ static int l_ua_gc(lua_State *L)
   return 0;
 }
 
+/* Closes every publication (each by its own policy: unpublish or forget), oldest first,
+ * then the UA: new publications are refused and, once nothing is left in flight, the
+ * socket closes and the UA can be collected. */
 static int l_ua_close(lua_State *L)
 {
   lua_ua *u = check_ua(L, 1);
   if (!u->closing) {
+    ua_time(u);
+    for (lua_pub *lp = u->first; lp; lp = lp->next) {
+      if (lp->pub && !sipub_pub_closed(lp->pub)) {
+        sipub_pub_close(lp->pub);
+        maybe_unanchor(L, lp);
+      }
+    }
     u->closing = 1;
     sipub_ua_close(u->core);
   }
@@ -572,6 +654,8 @@ static int l_ua_port(lua_State *L)
   else lua_pushnil(L);
   return 1;
 }
+
+static lua_pub *wrap_pub(lua_State *L, lua_ua *u, sipub_pub *pub, int ua_idx, int ctx_idx);
 
 /* ua:pub_new(ctx, target, event, content_type, expires, extra_headers, unpublish_on_close,
  *            etag) */
@@ -610,26 +694,45 @@ static int l_pub_new(lua_State *L)
     if (err == SIPUB_ENOMEM) return luaL_error(L, "out of memory");
     return luaL_error(L, "invalid publication (target, event, content type or extra headers)");
   }
+  wrap_pub(L, u, pub, 1, 2);
+  return 1;
+}
+
+/* Pushes the userdata of a new publication of the UA at ua_idx, anchoring the context at
+ * ctx_idx. */
+static lua_pub *wrap_pub(lua_State *L, lua_ua *u, sipub_pub *pub, int ua_idx, int ctx_idx)
+{
   lua_pub *lp = lua_newuserdata(L, sizeof *lp);
   lp->pub = pub;
   lp->ua = u;
+  lp->ctx_ref = LUA_NOREF;
+  lp->next = NULL;
+  lp->prev = u->last;
+  if (u->last) u->last->next = lp; else u->first = lp;
+  u->last = lp;
+  sipub_pub_set_user(pub, lp); /* from here on, l_pub_gc releases it */
   luaL_setmetatable(L, PUB_MT);
-  lua_createtable(L, 1, 0); /* the UA outlives its publications (a table: Lua 5.1 fenv) */
-  lua_pushvalue(L, 1);
-  lua_rawseti(L, -2, 1);
+  /* The UA outlives its publications: its userdata is the user value (Lua 5.1: the table
+   * the UA shares with all its publications). */
+#if LUA_VERSION_NUM >= 503
+  lua_pushvalue(L, ua_idx);
+#else
+  lua_getuservalue(L, ua_idx);
+#endif
   lua_setuservalue(L, -2);
-  lua_pushvalue(L, 2);
+  lua_pushvalue(L, ctx_idx);
   lp->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  sipub_pub_set_user(pub, lp);
-  return 1;
+  return lp;
 }
 
 static lua_pub *check_pub(lua_State *L)
 {
   lua_pub *lp = luaL_checkudata(L, 1, PUB_MT);
-  if (!lp->pub || !lp->ua->core) luaL_argerror(L, 1, "the publication has been released");
+  if (!lp->pub || !lp->ua || !lp->ua->core) luaL_argerror(L, 1, "the publication has been released");
   return lp;
 }
+
+static const char *rc_message(int rc);
 
 static int pub_result(lua_State *L, lua_pub *lp, int rc)
 {
@@ -640,9 +743,7 @@ static int pub_result(lua_State *L, lua_pub *lp, int rc)
     return 1;
   }
   lua_pushnil(L);
-  lua_pushstring(L, rc == SIPUB_ENOSTATE ? "nothing is published to refresh"
-                    : rc == SIPUB_ECLOSED ? "closed"
-                    : rc == SIPUB_ENOMEM ? "out of memory" : "invalid argument");
+  lua_pushstring(L, rc_message(rc));
   return 2;
 }
 
@@ -664,9 +765,14 @@ static int l_pub_resume(lua_State *L)
   return pub_result(L, lp, sipub_pub_resume(lp->pub, body, len));
 }
 
+/* Nothing once the publication is closed (closing already unpublished it, or forgot it). */
 static int l_pub_unpublish(lua_State *L)
 {
   lua_pub *lp = check_pub(L);
+  if (sipub_pub_closed(lp->pub)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   ua_time(lp->ua);
   return pub_result(L, lp, sipub_pub_unpublish(lp->pub));
 }
@@ -686,6 +792,14 @@ static int l_pub_etag(lua_State *L)
   return 1;
 }
 
+/* "closed" once closed, else "published" while an entity-tag is held, else "idle". */
+static int l_pub_state(lua_State *L)
+{
+  lua_pub *lp = check_pub(L);
+  lua_pushstring(L, sipub_pub_closed(lp->pub) ? "closed" : sipub_pub_etag(lp->pub) ? "published" : "idle");
+  return 1;
+}
+
 static int l_pub_active(lua_State *L)
 {
   lua_pub *lp = check_pub(L);
@@ -696,9 +810,189 @@ static int l_pub_active(lua_State *L)
 static int l_pub_gc(lua_State *L)
 {
   lua_pub *lp = luaL_checkudata(L, 1, PUB_MT);
-  if (lp->pub && lp->ua->core) sipub_pub_release(lp->pub);
+  lua_ua *u = lp->ua;
+  if (u) {
+    if (lp->pub && u->core) sipub_pub_release(lp->pub);
+    if (lp->prev) lp->prev->next = lp->next; else u->first = lp->next;
+    if (lp->next) lp->next->prev = lp->prev; else u->last = lp->prev;
+  }
   lp->pub = NULL;
+  lp->ua = NULL;
+  lp->prev = lp->next = NULL;
   return 0;
+}
+
+/* ---- context methods ------------------------------------------------------------------- */
+
+/* The methods that run on every event or publication (sip/context.lua installs them), in C
+ * so that a call costs one call: the usual case is done here, every other one (an argument
+ * to refuse with its message, a second handler, a `once`, a handle that is not ours) goes to
+ * the Lua function of the same name in upvalue 1, which raises one level further up. */
+
+static const char *rc_message(int rc)
+{
+  return rc == SIPUB_ENOSTATE ? "nothing is published to refresh"
+       : rc == SIPUB_ECLOSED ? "closed"
+       : rc == SIPUB_ENOMEM ? "out of memory" : "invalid argument";
+}
+
+/* Calls the Lua fallback named `name` with the arguments as given; returns its results. */
+static int ctx_slow(lua_State *L, const char *name)
+{
+  int n = lua_gettop(L);
+  lua_getfield(L, lua_upvalueindex(1), name);
+  lua_insert(L, 1);
+  lua_call(L, n, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* The publication of the context at index 1 (its _h field, a userdata whose metatable is
+ * upvalue 2: the publications' one), or NULL. */
+static lua_pub *ctx_pub(lua_State *L)
+{
+  if (lua_type(L, 1) != LUA_TTABLE) return NULL;
+  lua_pushliteral(L, "_h");
+  lua_rawget(L, 1);
+  lua_pub *lp = NULL;
+  if (lua_type(L, -1) == LUA_TUSERDATA && lua_getmetatable(L, -1)) {
+    if (lua_rawequal(L, -1, lua_upvalueindex(2))) lp = lua_touserdata(L, -2);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (!lp || !lp->pub || !lp->ua || !lp->ua->core) return NULL;
+  return lp;
+}
+
+/* Index of event (a string at idx) in handler_keys, or -1. */
+static int event_index(lua_State *L, int idx)
+{
+  static const char *const names[] = { "progress", "published", "failed", "unpublished" };
+  if (lua_type(L, idx) != LUA_TSTRING) return -1;
+  const char *e = lua_tostring(L, idx);
+  for (int i = 0; i < 4; i++)
+    if (strcmp(e, names[i]) == 0) return i;
+  return -1;
+}
+
+/* ctx:on(event, fn) when event has no handler yet: the function is the field's value. */
+static int ctx_on(lua_State *L)
+{
+  int k = event_index(L, 2);
+  if (k < 0 || lua_type(L, 1) != LUA_TTABLE || lua_type(L, 3) != LUA_TFUNCTION || lua_gettop(L) != 3)
+    return ctx_slow(L, "on");
+  lua_pushstring(L, handler_keys[k]);
+  lua_pushvalue(L, -1);
+  if (lua_rawget(L, 1) != LUA_TNIL) {
+    lua_settop(L, 3);
+    return ctx_slow(L, "on");
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* ctx:publish([body]): initial or modify with a body, a refresh without one (or with ""). */
+static int ctx_publish(lua_State *L)
+{
+  int t = lua_type(L, 2);
+  lua_pub *lp = ctx_pub(L);
+  if (!lp || (t != LUA_TNIL && t != LUA_TNONE && t != LUA_TSTRING)) return ctx_slow(L, "publish");
+  size_t len = 0;
+  const char *body = t == LUA_TSTRING ? lua_tolstring(L, 2, &len) : NULL;
+  if (body && len == 0) body = NULL;
+  ua_time(lp->ua);
+  int rc = sipub_pub_publish(lp->pub, body, len);
+  settle(L, lp->ua);
+  if (lp->ua->core) maybe_unanchor(L, lp);
+  if (rc == SIPUB_ECLOSED) return luaL_error(L, "sip: publish on a closed context");
+  if (rc != SIPUB_OK) return luaL_error(L, "sip: cannot publish: %s", rc_message(rc));
+  if (body) {
+    lua_pushliteral(L, "body");
+    lua_pushvalue(L, 2);
+    lua_rawset(L, 1);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* ctx:unpublish(): removes the published state; nothing once the context is closed. */
+static int ctx_unpublish(lua_State *L)
+{
+  lua_pub *lp = ctx_pub(L);
+  if (!lp) return ctx_slow(L, "unpublish");
+  if (!sipub_pub_closed(lp->pub)) {
+    ua_time(lp->ua);
+    sipub_pub_unpublish(lp->pub);
+    settle(L, lp->ua);
+    if (lp->ua->core) maybe_unanchor(L, lp);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* ctx:close(): unpublishes (unpublishOnClose) or forgets the state; idempotent. */
+static int ctx_close(lua_State *L)
+{
+  lua_pub *lp = ctx_pub(L);
+  if (!lp) return ctx_slow(L, "close");
+  if (!sipub_pub_closed(lp->pub)) {
+    ua_time(lp->ua);
+    sipub_pub_close(lp->pub);
+    settle(L, lp->ua);
+    if (lp->ua->core) maybe_unanchor(L, lp);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* Context.__index: a method (upvalue 1: the methods table), else etag or state from the
+ * core. */
+static int ctx_index(lua_State *L)
+{
+  lua_settop(L, 2);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL || lua_type(L, 2) != LUA_TSTRING) return 1;
+  const char *k = lua_tostring(L, 2);
+  int etag = strcmp(k, "etag") == 0;
+  if (!etag && strcmp(k, "state") != 0) return 1; /* nil */
+  lua_pushliteral(L, "_h");
+  lua_rawget(L, 1);
+  lua_pub *lp = luaL_testudata(L, -1, PUB_MT);
+  if (!lp || !lp->pub || !lp->ua || !lp->ua->core)
+    return luaL_error(L, "sip: the context has no publication");
+  if (etag) {
+    const char *e = sipub_pub_etag(lp->pub);
+    if (e) lua_pushstring(L, e); else lua_pushnil(L);
+  } else {
+    lua_pushstring(L, sipub_pub_closed(lp->pub) ? "closed" : sipub_pub_etag(lp->pub) ? "published" : "idle");
+  }
+  return 1;
+}
+
+/* core.context_methods(methods, fallbacks) -> { on, publish, unpublish, close, __index }:
+ * the C methods (upvalues: the Lua fallbacks of the same names, the publications'
+ * metatable) and the __index function of contexts over the methods table. */
+static int l_context_methods(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  static const luaL_Reg fns[] = {
+    { "on", ctx_on }, { "publish", ctx_publish }, { "unpublish", ctx_unpublish },
+    { "close", ctx_close }, { NULL, NULL }
+  };
+  lua_createtable(L, 0, 5);
+  for (const luaL_Reg *f = fns; f->name; f++) {
+    lua_pushvalue(L, 2);
+    luaL_getmetatable(L, PUB_MT);
+    lua_pushcclosure(L, f->func, 2);
+    lua_setfield(L, -2, f->name);
+  }
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, ctx_index, 1);
+  lua_setfield(L, -2, "__index");
+  return 1;
 }
 
 /* ---- the virtual transport and clock --------------------------------------------------- */
@@ -776,11 +1070,15 @@ static int l_vfail(lua_State *L)
 
 /* ---- module functions ------------------------------------------------------------------ */
 
+/* core.set_dispatch(deliver, response_mt): the function that runs a list of handlers
+ * (Emitter.deliver) and the metatable of response objects. */
 static int l_set_dispatch(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_settop(L, 1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &dispatch_key);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &response_mt_key);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &deliver_key);
   return 0;
 }
 
@@ -792,19 +1090,18 @@ static int l_set_error_handler(lua_State *L)
   return 0;
 }
 
-/* core.parse_uri(s) -> { scheme, user, host, port } or nil */
-static int l_parse_uri(lua_State *L)
+/* Parses s as a URI that also reads back inside <> (To, From: otherwise no request could
+ * carry it); NULL when it does not, or when a port is not 1..65535. */
+static osip_uri_t *parse_uri(const char *s, size_t len, long *port)
 {
-  size_t len;
-  const char *s = luaL_checklstring(L, 1, &len);
   osip_uri_t *u = NULL;
   sipub_global_init();
-  if (strlen(s) != len || osip_uri_init(&u) != 0) return 0;
+  *port = 0;
+  if (strlen(s) != len || osip_uri_init(&u) != 0) return NULL;
   if (osip_uri_parse(u, s) != 0 || !u->scheme || !u->host || !*u->host) {
     osip_uri_free(u);
-    return 0;
+    return NULL;
   }
-  /* The URI must also read back inside <> (To, From), or no request could carry it. */
   osip_from_t *f = NULL;
   char *na = malloc(len + 3);
   int in_name_addr = 0;
@@ -817,10 +1114,26 @@ static int l_parse_uri(lua_State *L)
     osip_from_free(f);
     free(na);
   }
+  if (in_name_addr && u->port) {
+    char *end;
+    *port = strtol(u->port, &end, 10);
+    if (*end || *port <= 0 || *port > 65535) in_name_addr = 0;
+  }
   if (!in_name_addr) {
     osip_uri_free(u);
-    return 0;
+    return NULL;
   }
+  return u;
+}
+
+/* core.parse_uri(s) -> { scheme, user, host, port } or nil */
+static int l_parse_uri(lua_State *L)
+{
+  size_t len;
+  long port;
+  const char *s = luaL_checklstring(L, 1, &len);
+  osip_uri_t *u = parse_uri(s, len, &port);
+  if (!u) return 0;
   lua_createtable(L, 0, 4);
   lua_pushstring(L, u->scheme);
   lua_setfield(L, -2, "scheme");
@@ -830,17 +1143,196 @@ static int l_parse_uri(lua_State *L)
   }
   lua_pushstring(L, u->host);
   lua_setfield(L, -2, "host");
-  if (u->port) {
-    char *end;
-    long p = strtol(u->port, &end, 10);
-    if (*end || p <= 0 || p > 65535) {
-      osip_uri_free(u);
-      return 0;
-    }
-    lua_pushinteger(L, p);
+  if (port) {
+    lua_pushinteger(L, port);
     lua_setfield(L, -2, "port");
   }
   osip_uri_free(u);
+  return 1;
+}
+
+/* core.check_target(s) -> nil when s is fit for a publication's target; "control" when it
+ * holds a control character (CR, LF, NUL... but tab); "uri" when it is not a sip: or sips:
+ * URI that To can carry (no <, > or white space in it). One pass and no table: this runs
+ * on every publish. */
+static const char *target_problem(const char *s, size_t len)
+{
+  long port;
+  int bad_uri = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c < 32 && c != '\t') || c == 127) return "control";
+    if (c == '<' || c == '>' || c == ' ' || c == '\t') bad_uri = 1;
+  }
+  osip_uri_t *u = bad_uri ? NULL : parse_uri(s, len, &port);
+  int ok = u && (osip_strcasecmp(u->scheme, "sip") == 0 || osip_strcasecmp(u->scheme, "sips") == 0);
+  if (u) osip_uri_free(u);
+  return ok ? NULL : "uri";
+}
+
+static int l_check_target(lua_State *L)
+{
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  const char *problem = target_problem(s, len);
+  if (!problem) return 0;
+  lua_pushstring(L, problem);
+  return 1;
+}
+
+/* ---- ua:publish's usual case ----------------------------------------------------------- */
+
+/* token chars of RFC 3261 (alphanum and -.!%*_+`'~); a media type's pre-check here also
+ * lets #$&^| through: the core checks its full grammar (and the Lua checks explain). */
+static int event_char(unsigned char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c != 0 && strchr("!%'*+-._`~", c) != NULL);
+}
+
+static int media_token_char(unsigned char c)
+{
+  return event_char(c) || (c != 0 && strchr("#$&^|", c) != NULL);
+}
+
+/* type "/" subtype [ws] [";" ...], no control character: a pre-check; the core refuses the
+ * rest (then sip/ua.lua check_content_type raises). */
+static int valid_media_type(const char *s, size_t len)
+{
+  size_t i = 0, start;
+  for (size_t j = 0; j < len; j++) {
+    unsigned char c = (unsigned char)s[j];
+    if ((c < 32 && c != '\t') || c == 127) return 0;
+  }
+  for (start = i; i < len && media_token_char((unsigned char)s[i]); i++) {}
+  if (i == start || i == len || s[i] != '/') return 0;
+  for (start = ++i; i < len && media_token_char((unsigned char)s[i]); i++) {}
+  if (i == start) return 0;
+  while (i < len && (s[i] == ' ' || s[i] == '\t')) i++;
+  return i == len || s[i] == ';';
+}
+
+/* core.publish_fast(ua_core, target, event, body, options) -> ctx | nil, message | nil.
+ * Upvalues: the contexts' metatable and the shared empty extraHeaders. Does ua:publish for
+ * the usual arguments in one call: a target, event and body that sip/ua.lua accepts, and
+ * options nil or a plain table with only contentType and/or expires. Returns nil, and does
+ * nothing, for anything else (sip/ua.lua then checks and raises as before); nil and the
+ * reason when the publication was made but its PUBLISH could not be (sip/ua.lua raises). */
+static int l_publish_fast(lua_State *L)
+{
+  lua_settop(L, 5);
+  lua_ua *u = luaL_testudata(L, 1, UA_MT);
+  if (!u || !u->core || u->closing) return 0;
+  size_t tlen, elen, blen;
+  if (lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING || lua_type(L, 4) != LUA_TSTRING)
+    return 0;
+  const char *target = lua_tolstring(L, 2, &tlen);
+  const char *event = lua_tolstring(L, 3, &elen);
+  const char *body = lua_tolstring(L, 4, &blen);
+  if (tlen == 0 || elen == 0 || blen == 0) return 0;
+  for (size_t i = 0; i < elen; i++)
+    if (!event_char((unsigned char)event[i])) return 0;
+
+  /* options: the defaults, or contentType / expires */
+  lua_pushliteral(L, "text/plain"); /* 6: content type */
+  lua_Integer expires = 3600;
+  int t = lua_type(L, 5);
+  if (t == LUA_TTABLE) {
+    if (lua_getmetatable(L, 5)) return 0;
+    lua_pushnil(L);
+    while (lua_next(L, 5)) {
+      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+      if (strcmp(k, "contentType") == 0) {
+        size_t clen;
+        if (lua_type(L, -1) != LUA_TSTRING) return 0;
+        const char *ct = lua_tolstring(L, -1, &clen);
+        if (!valid_media_type(ct, clen)) return 0;
+        lua_copy(L, -1, 6);
+      } else if (strcmp(k, "expires") == 0) {
+        if (lua_type(L, -1) != LUA_TNUMBER) return 0;
+        if (lua_isinteger(L, -1)) {
+          expires = lua_tointeger(L, -1);
+        } else {
+          lua_Number n = lua_tonumber(L, -1);
+          if (!(n >= 1 && n <= 2147483647.0) || n != (lua_Number)(lua_Integer)n) return 0;
+          expires = (lua_Integer)n;
+        }
+        if (expires < 1 || expires > 2147483647) return 0;
+      } else {
+        return 0;
+      }
+      lua_pop(L, 1);
+    }
+  } else if (t != LUA_TNIL) {
+    return 0;
+  }
+  if (target_problem(target, tlen)) return 0;
+
+  sipub_pub_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.target = target;
+  cfg.event = event;
+  cfg.content_type = lua_tostring(L, 6);
+  cfg.expires = (int)expires;
+  cfg.unpublish_on_close = 1;
+  int err = 0;
+  ua_time(u);
+  sipub_pub *pub = sipub_pub_new(u->core, &cfg, &err);
+  if (!pub) return 0; /* sip/ua.lua tries again and raises the error */
+
+  /* ctx.options */
+  lua_createtable(L, 0, 4); /* 7 */
+  lua_pushliteral(L, "extraHeaders");
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_rawset(L, 7);
+  lua_pushliteral(L, "contentType");
+  lua_pushvalue(L, 6);
+  lua_rawset(L, 7);
+  lua_pushliteral(L, "expires");
+  lua_pushinteger(L, expires);
+  lua_rawset(L, 7);
+  lua_pushliteral(L, "unpublishOnClose");
+  lua_pushboolean(L, 1);
+  lua_rawset(L, 7);
+  /* the context: the fields of Context.new */
+  lua_createtable(L, 0, 5); /* 8 */
+  lua_pushliteral(L, "target");
+  lua_pushvalue(L, 2);
+  lua_rawset(L, 8);
+  lua_pushliteral(L, "event");
+  lua_pushvalue(L, 3);
+  lua_rawset(L, 8);
+  lua_pushliteral(L, "options");
+  lua_pushvalue(L, 7);
+  lua_rawset(L, 8);
+  lua_pushliteral(L, "body");
+  lua_pushvalue(L, 4);
+  lua_rawset(L, 8);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_setmetatable(L, 8);
+  lua_pushliteral(L, "_h");
+  lua_pub *lp = wrap_pub(L, u, pub, 1, 8);
+  lua_rawset(L, 8);
+
+  int rc = sipub_pub_publish(lp->pub, body, blen);
+  settle(L, u);
+  if (u->core) maybe_unanchor(L, lp);
+  if (rc == SIPUB_OK) {
+    lua_pushvalue(L, 8);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, rc_message(rc));
+  return 2;
+}
+
+/* core.publish_fast_for(context_mt, no_headers) -> publish_fast */
+static int l_publish_fast_for(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_pushcclosure(L, l_publish_fast, 2);
   return 1;
 }
 
@@ -912,8 +1404,8 @@ __attribute__((visibility("default"))) int luaopen_sip_core(lua_State *L)
   };
   static const luaL_Reg pub_methods[] = {
     { "publish", l_pub_publish }, { "resume", l_pub_resume }, { "unpublish", l_pub_unpublish },
-    { "close", l_pub_close },
-    { "etag", l_pub_etag }, { "active", l_pub_active }, { NULL, NULL }
+    { "close", l_pub_close }, { "etag", l_pub_etag }, { "state", l_pub_state },
+    { "active", l_pub_active }, { NULL, NULL }
   };
   static const luaL_Reg timer_methods[] = {
     { "stop", l_timer_stop }, { "unref", l_timer_unref }, { NULL, NULL }
@@ -923,6 +1415,8 @@ __attribute__((visibility("default"))) int luaopen_sip_core(lua_State *L)
     { "now", l_now }, { "digest", l_digest },
     { "set_dispatch", l_set_dispatch }, { "set_error_handler", l_set_error_handler },
     { "report_error", l_report_error }, { "parse_uri", l_parse_uri },
+    { "check_target", l_check_target }, { "context_methods", l_context_methods },
+    { "publish_fast_for", l_publish_fast_for },
     { "reason_phrases", l_reason_phrases }, { NULL, NULL }
   };
 

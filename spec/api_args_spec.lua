@@ -226,6 +226,31 @@ describe("publish options", function()
     assert.are.equal("B1", ctx.body)
   end)
 
+  it("the usual arguments (taken by the binding in one call) give what the general checks give", function()
+    -- unpublishOnClose given explicitly sends ua:publish through the Lua checks; without it
+    -- the binding takes these cases itself. Same seed: the same tags, Call-ID and branch.
+    local function run(options)
+      local ua, net = testing.new_ua { seed = 7 }
+      local ctx = ua:publish(S.TARGET, "presence", "B1", options)
+      return ctx, net:take().data
+    end
+    for _, o in ipairs { {}, { contentType = "application/pidf+xml" }, { expires = 60 },
+                         { expires = 60.0, contentType = "text/plain ; charset=utf-8" } } do
+      local fast, fast_req = run(next(o) and o or nil)
+      local general = { unpublishOnClose = true }
+      for k, v in pairs(o) do general[k] = v end
+      local slow, slow_req = run(general)
+      assert.are.equal(slow_req, fast_req)
+      assert.are.same(slow.options, fast.options)
+      assert.are.equal(slow.options.extraHeaders, fast.options.extraHeaders)
+      if math.type then assert.are.equal("integer", math.type(fast.options.expires)) end
+      for _, k in ipairs { "target", "event", "body", "state", "etag" } do
+        assert.are.equal(slow[k], fast[k], k)
+      end
+      assert.are.equal(getmetatable(slow), getmetatable(fast))
+    end
+  end)
+
   it("options may be omitted: text/plain, Expires 3600", function()
     local ua, net = testing.new_ua()
     ua:publish(S.TARGET, "presence", "B1")
@@ -305,6 +330,29 @@ describe("handlers", function()
     S.ok(t.net, t.net:take(), "e4", 3600)
     assert.are.same({ once = 1, on = 1, other = 2 }, n)
     assert.are.same({}, t.rec, "off(event) removed the recorder too")
+  end)
+
+  it("every handler that can see its arguments gets the response, kept valid after it returns", function()
+    local ua, net = testing.new_ua()
+    local ctx = ua:publish(S.TARGET, S.EVENT, "B1")
+    local got = {}
+    -- one handler each (the binding calls a lone function itself); the failed and
+    -- unpublished events of this answer share one response
+    ctx:on("failed", function() got.failed = true end) -- no parameters: no object for it
+    ctx:on("unpublished", function(r, cause) got.r, got.cause = r, cause end)
+    ctx:on("progress", function(...) got.varargs = select("#", ...) end)
+    net:reply(net:take(), 503, { ["Retry-After"] = "5" })
+    assert.is_true(got.failed)
+    local r = got.r
+    assert.are.equal(503, r.status_code)
+    assert.are.equal("Service Unavailable", r.reason_phrase)
+    assert.are.equal("5", r:getHeader("Retry-After"))
+    assert.is_truthy(r.data:find("^SIP/2.0 503"))
+    assert.are.equal("", r.body)
+    assert.are.equal("Service Unavailable", got.cause)
+    collectgarbage("collect")
+    assert.are.equal(503, r.status_code) -- still whole after the dispatch
+    assert.is_nil(got.varargs) -- an initial PUBLISH has no retry: no progress
   end)
 
   it("a handler registered with both on and once keeps its on registration", function()

@@ -127,6 +127,32 @@ describe("lifetime", function()
   end)
 end)
 
+describe("garbage collector mode", function()
+  -- Lua 5.4 only: LuaJIT and 5.1 have one (incremental) collector.
+  local lua54 = _VERSION == "Lua 5.4"
+  local saved
+  before_each(function() if lua54 then saved = collectgarbage("incremental") end end)
+  after_each(function()
+    sip.incremental_gc = true
+    if lua54 then collectgarbage(saved) end
+  end)
+
+  it("sip.run() makes a generational collector incremental (no whole-heap pauses)", function()
+    if not lua54 then return end
+    collectgarbage("generational")
+    sip.run("nowait")
+    assert.are.equal("incremental", collectgarbage("incremental"))
+  end)
+
+  it("leaves the collector alone with sip.incremental_gc = false", function()
+    if not lua54 then return end
+    collectgarbage("generational")
+    sip.incremental_gc = false
+    sip.run("nowait")
+    assert.are.equal("generational", collectgarbage("incremental"))
+  end)
+end)
+
 describe("process exit #integration", function()
   local loop = require "support.loop"
   local sip = require "sip"

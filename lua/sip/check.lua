@@ -18,8 +18,11 @@ function check.header_safe(s)
   return not s:find("[%z\1-\8\10-\31\127]")
 end
 
+local NO_OPTS = {}
+check.HEADER = { header = true } -- opts of a string that goes into a header
+
 function check.string(fname, what, v, level, opts)
-  opts = opts or {}
+  opts = opts or NO_OPTS
   if v == nil and opts.optional then return nil end
   if type(v) ~= "string" then
     fail(fname, what, "expected a string, got " .. show(v), (level or 2) + 1)

@@ -35,7 +35,7 @@ function Compositor.new(opts)
       check.fail("Compositor.new", "events", "expected an array of strings, got " .. check.show(opts.events), 2)
     end
     for i, ev in ipairs(opts.events) do
-      check.string("Compositor.new", ("events[%d]"):format(i), ev, 2, { header = true })
+      check.string("Compositor.new", ("events[%d]"):format(i), ev, 2, check.HEADER)
       if ev:find("[%s;,]") then
         check.fail("Compositor.new", ("events[%d]"):format(i), "expected an event package name, got " .. check.show(ev), 2)
       end

@@ -1,61 +1,79 @@
 -- sip.context: the publish context (SIP.PublishClientContext). The protocol lives in the C
 -- core; this class checks arguments, keeps the documented attributes and emits the events.
+--
+-- A context is a plain table with target, event, options, body, the core handle _h and its
+-- handlers (sip.emitter); etag and state are read from the core when asked for.
+local core = require "sip.core"
 local Emitter = require "sip.emitter"
 local check = require "sip.check"
 
 local Context = {}
+
+-- ctx.options.extraHeaders when the options gave none: one shared, read-only empty array
+-- (the core is given nil, never this table).
+Context.NO_HEADERS = setmetatable({}, {
+  __newindex = function() error("sip: options.extraHeaders of a context is read-only", 2) end,
+  __metatable = false,
+})
+local NO_HEADERS = Context.NO_HEADERS
 local methods = {
   on = Emitter.on, once = Emitter.once, off = Emitter.off, emit = Emitter.emit,
 }
 
-Context.__index = function(self, key)
-  if key == "etag" then return self._h:etag() end
-  if key == "state" then
-    if self._closed then return "closed" end
-    return self._h:etag() and "published" or "idle"
-  end
-  return methods[key]
-end
+-- The Lua methods; the binding's versions of on, publish, unpublish and close replace them
+-- below and call them for every case they do not handle themselves (so these raise their
+-- errors one level further up).
+local slow = {}
 
 function Context.__tostring(self)
   return ("sip.PublishContext(%s, %s)"):format(self.target, self.event)
 end
 
-function Context.new(ua, target, event, options)
+-- The fields are all set by the constructor, so that the table is sized once (five fields
+-- and room for three handlers).
+function Context.new(ua, target, event, options, body)
   local self = setmetatable({
-    target = target, event = event, options = options, _ua = ua, _closed = false,
+    target = target, event = event, options = options, body = body, _h = false,
   }, Context)
+  local headers = options.extraHeaders
+  if headers == NO_HEADERS then headers = nil end
   self._h = ua._core:pub_new(self, target, event, options.contentType, options.expires,
-                             options.extraHeaders, options.unpublishOnClose, options.etag)
+                             headers, options.unpublishOnClose, options.etag)
   return self
 end
 
 -- publish([body]): initial or modify with a body; a refresh without one.
-function methods:publish(body)
-  if self._closed then error("sip: publish on a closed context", 2) end
+function slow:publish(body)
+  local h = self._h
   if body ~= nil and type(body) ~= "string" then
-    check.fail("publish", "body", "expected a string or nil, got " .. check.show(body), 2)
+    if h:state() == "closed" then error("sip: publish on a closed context", 3) end
+    check.fail("publish", "body", "expected a string or nil, got " .. check.show(body), 3)
   end
   if body == "" then body = nil end
-  if body then self.body = body end
-  local ok, err = self._h:publish(body)
+  local ok, err = h:publish(body)
   if not ok then
-    error("sip: cannot publish: " .. err, 2)
+    if err == "closed" then error("sip: publish on a closed context", 3) end
+    error("sip: cannot publish: " .. err, 3)
   end
+  if body then self.body = body end
   return self
 end
 
-function methods:unpublish()
-  if not self._closed then self._h:unpublish() end
+-- unpublish(): removes the published state (nothing once the context is closed).
+function slow:unpublish()
+  self._h:unpublish()
   return self
 end
 
-function methods:close()
-  if self._closed then return self end
-  self._closed = true
-  self._ua._contexts[self] = nil
+function slow:close()
   self._h:close()
   return self
 end
+
+slow.on = Emitter.on_from_c
+
+local fast = core.context_methods(methods, slow)
+Context.__index = fast.__index
+methods.on, methods.publish, methods.unpublish, methods.close = fast.on, fast.publish, fast.unpublish, fast.close
 
 return Context

@@ -8,6 +8,11 @@ local sip = {
   _VERSION = core.version,
   UA = require "sip.ua",
   on_error = nil, -- function(message): errors raised by event handlers
+  -- true: sip.run() makes Lua 5.4's garbage collector incremental if it is generational
+  -- (as the lua5.4 interpreter starts it). A generational major collection marks and sweeps
+  -- the whole heap at once: about a second with 100 000 publications, which delays the
+  -- loop past refresh deadlines. false: the collector is left as the application set it.
+  incremental_gc = true,
 }
 
 local phrases = core.reason_phrases()
@@ -28,15 +33,14 @@ core.set_error_handler(function(msg)
   end
 end)
 
-core.set_dispatch(function(ctx, event, response, cause)
-  if response then Response.new(response) end
-  Emitter.emit(ctx, event, response, cause)
-end)
+-- The binding delivers events itself (see sip.emitter): it needs the function that runs a
+-- list of handlers and the metatable of the response objects it makes.
+core.set_dispatch(Emitter.deliver, Response)
 
 -- sip.run([mode]): "default" runs until nothing is left to do; "once"; "nowait".
-function sip.run(mode) return core.run(mode) end
-function sip.run_once() return core.run("once") end
-function sip.run_nowait() return core.run("nowait") end
+function sip.run(mode) return core.run(mode, sip.incremental_gc) end
+function sip.run_once() return core.run("once", sip.incremental_gc) end
+function sip.run_nowait() return core.run("nowait", sip.incremental_gc) end
 function sip.stop() core.stop() end
 function sip.timer(seconds, fn) return core.timer(seconds, fn) end
 function sip.now() return core.now() end

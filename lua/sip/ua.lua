@@ -6,6 +6,8 @@ local Context = require "sip.context"
 local UA = {}
 UA.__index = UA
 
+local HEADER = check.HEADER
+
 local UA_KEYS = {
   uri = true, outbound_proxy = true, user_agent = true, local_address = true,
   local_port = true, via_host = true, transport = true, seed = true,
@@ -20,7 +22,7 @@ local HA1_ALGORITHMS = { ["MD5"] = "ha1_md5", ["SHA-256"] = "ha1_sha256", ["SHA-
 local function check_credentials(config, uri)
   local c = {}
   if config.password ~= nil then
-    c.password = check.string("UA.new", "password", config.password, 3, { header = true })
+    c.password = check.string("UA.new", "password", config.password, 3, HEADER)
   end
   if config.ha1 ~= nil then
     local ha1 = config.ha1
@@ -47,10 +49,10 @@ local function check_credentials(config, uri)
     end
   end
   if config.realm ~= nil then
-    c.realm = check.string("UA.new", "realm", config.realm, 3, { header = true })
+    c.realm = check.string("UA.new", "realm", config.realm, 3, HEADER)
   end
   if config.authorizationUser ~= nil then
-    c.auth_user = check.string("UA.new", "authorizationUser", config.authorizationUser, 3, { header = true })
+    c.auth_user = check.string("UA.new", "authorizationUser", config.authorizationUser, 3, HEADER)
   elseif c.password or c.ha1_md5 or c.ha1_sha256 or c.ha1_sha512_256 then
     c.auth_user = uri.user
     if not c.auth_user then
@@ -73,12 +75,23 @@ local OWN_HEADERS = {
 }
 
 local function check_uri(fname, what, v, level)
-  check.string(fname, what, v, level + 1, { header = true })
+  check.string(fname, what, v, level + 1, HEADER)
   local u = core.parse_uri(v)
   if not u or (u.scheme:lower() ~= "sip" and u.scheme:lower() ~= "sips") or v:find("[<>%s]") then
     check.fail(fname, what, "expected a sip: or sips: URI, got " .. check.show(v), level + 1)
   end
   return u
+end
+
+-- The same checks for a publication's target, in one call to the binding that builds no
+-- parsed URI (this runs on every publish).
+local function check_target(v, level)
+  if type(v) ~= "string" or v == "" then check.string("publish", "target", v, level + 1) end
+  local bad = core.check_target(v)
+  if bad == "control" then check.string("publish", "target", v, level + 1, HEADER) end
+  if bad then
+    check.fail("publish", "target", "expected a sip: or sips: URI, got " .. check.show(v), level + 1)
+  end
 end
 
 function UA.new(config)
@@ -97,7 +110,7 @@ function UA.new(config)
   elseif user_agent == false then
     user_agent = nil
   else
-    check.string("UA.new", "user_agent", user_agent, 2, { header = true })
+    check.string("UA.new", "user_agent", user_agent, 2, HEADER)
   end
   local transport = config.transport
   if transport == nil then transport = "udp" end
@@ -105,10 +118,10 @@ function UA.new(config)
     check.fail("UA.new", "transport", "expected 'udp' or 'virtual', got " .. check.show(transport), 2)
   end
   if config.local_address ~= nil then
-    check.string("UA.new", "local_address", config.local_address, 2, { header = true })
+    check.string("UA.new", "local_address", config.local_address, 2, HEADER)
   end
   if config.via_host ~= nil then
-    check.string("UA.new", "via_host", config.via_host, 2, { header = true })
+    check.string("UA.new", "via_host", config.via_host, 2, HEADER)
   end
   local local_port = 0
   if config.local_port ~= nil then
@@ -119,7 +132,7 @@ function UA.new(config)
 
   local creds = check_credentials(config, aor)
 
-  local self = setmetatable({ uri = config.uri, closed = false, _contexts = {} }, UA)
+  local self = setmetatable({ uri = config.uri, closed = false, _core = false }, UA)
   self._core = core.ua_new {
     aor = config.uri,
     proxy_host = proxy and proxy.host,
@@ -136,81 +149,123 @@ function UA.new(config)
   return self
 end
 
-local function check_options(options)
-  if options == nil then options = {} end
-  if type(options) ~= "table" then
-    check.fail("publish", "options", "expected a table or nil, got " .. check.show(options), 3)
+local NO_HEADERS = Context.NO_HEADERS
+
+local function count_keys(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
+local function header_what(i) return ("options.extraHeaders[%d]"):format(i) end
+
+local function check_headers(given)
+  if type(given) ~= "table" then
+    check.fail("publish", "options.extraHeaders",
+               "expected an array of strings, got " .. check.show(given), 4)
   end
-  check.known_keys("publish", "options", options, OPTION_KEYS, 3)
-  local out = { extraHeaders = {}, contentType = "text/plain", expires = 3600, unpublishOnClose = true }
-  if options.extraHeaders ~= nil then
-    if type(options.extraHeaders) ~= "table" then
-      check.fail("publish", "options.extraHeaders",
-                 "expected an array of strings, got " .. check.show(options.extraHeaders), 3)
+  local out = {}
+  for i, h in ipairs(given) do
+    if type(h) ~= "string" or h == "" or not check.header_safe(h) then
+      check.string("publish", header_what(i), h, 4, HEADER)
     end
-    for i, h in ipairs(options.extraHeaders) do
-      local what = ("options.extraHeaders[%d]"):format(i)
-      check.string("publish", what, h, 3, { header = true })
-      local name = h:match("^([!%%'*+%-.0-9A-Z^_`a-z|~]+)[ \t]*:")
-      if not name then
-        check.fail("publish", what, "expected \"Name: value\", got " .. check.show(h), 3)
-      end
-      if OWN_HEADERS[name:lower()] then
-        check.fail("publish", what, ("%s is written by the library"):format(name), 3)
-      end
-      out.extraHeaders[i] = h
+    local name = h:match("^([!%%'*+%-.0-9A-Z^_`a-z|~]+)[ \t]*:")
+    if not name then
+      check.fail("publish", header_what(i), "expected \"Name: value\", got " .. check.show(h), 4)
     end
-    if #out.extraHeaders ~= (function() local n = 0 for _ in pairs(options.extraHeaders) do n = n + 1 end return n end)() then
-      check.fail("publish", "options.extraHeaders", "expected an array (no holes or keys)", 3)
+    if OWN_HEADERS[name:lower()] then
+      check.fail("publish", header_what(i), ("%s is written by the library"):format(name), 4)
     end
-    if #out.extraHeaders > MAX_EXTRA_HEADERS then
-      check.fail("publish", "options.extraHeaders", ("%d headers at most, got %d")
-                 :format(MAX_EXTRA_HEADERS, #out.extraHeaders), 3)
-    end
+    out[i] = h
   end
-  if options.contentType ~= nil then
-    out.contentType = check.string("publish", "options.contentType", options.contentType, 3, { header = true })
-    -- media-type = type "/" subtype *( ";" token "=" ( token / quoted-string ) ), RFC 3261
-    -- §20.15; a quoted value without ';', '"' or spaces, which libosip2 would split.
-    local token = "[!%%'*+%-._`~%w]+"
-    local rest = out.contentType:match("^" .. token .. "/" .. token .. "(.*)$")
-    while rest and not rest:match("^[ \t]*$") do
-      rest = rest:match("^[ \t]*;[ \t]*" .. token .. "[ \t]*=[ \t]*" .. token .. "[ \t]*(.*)$")
-          or rest:match('^[ \t]*;[ \t]*' .. token .. '[ \t]*=[ \t]*"[!%%\'*+%-._`~%w/:@?=<>]*"[ \t]*(.*)$')
-    end
-    if not rest then
-      check.fail("publish", "options.contentType",
-                 "expected a media type such as \"application/pidf+xml\", got " .. check.show(out.contentType), 3)
-    end
+  if #out ~= count_keys(given) then
+    check.fail("publish", "options.extraHeaders", "expected an array (no holes or keys)", 4)
   end
-  if options.expires ~= nil then
-    out.expires = check.integer("publish", "options.expires", options.expires, 3, 1, 2147483647)
-  end
-  if options.etag ~= nil then
-    out.etag = check.string("publish", "options.etag", options.etag, 3, { header = true })
-    if out.etag:find("[%s,]") then
-      check.fail("publish", "options.etag", "an entity-tag has no spaces or commas", 3)
-    end
-  end
-  if options.unpublishOnClose ~= nil then
-    out.unpublishOnClose = check.boolean("publish", "options.unpublishOnClose", options.unpublishOnClose, 3)
+  if #out > MAX_EXTRA_HEADERS then
+    check.fail("publish", "options.extraHeaders", ("%d headers at most, got %d")
+               :format(MAX_EXTRA_HEADERS, #out), 4)
   end
   return out
 end
 
+-- media-type = type "/" subtype *( ";" token "=" ( token / quoted-string ) ), RFC 3261 §20.15;
+-- a quoted value without ';', '"' or spaces, which libosip2 would split.
+local TOKEN = "[!%%'*+%-._`~%w]+"
+local MEDIA_TYPE = "^" .. TOKEN .. "/" .. TOKEN .. "(.*)$"
+local PARAM = "^[ \t]*;[ \t]*" .. TOKEN .. "[ \t]*=[ \t]*" .. TOKEN .. "[ \t]*(.*)$"
+local QUOTED_PARAM = '^[ \t]*;[ \t]*' .. TOKEN .. '[ \t]*=[ \t]*"[!%%\'*+%-._`~%w/:@?=<>]*"[ \t]*(.*)$'
+local last_content_type = "text/plain" -- the last one found valid: checked once, not per call
+
+local function check_content_type(v)
+  if v == last_content_type then return v end
+  check.string("publish", "options.contentType", v, 4, HEADER)
+  local rest = v:match(MEDIA_TYPE)
+  while rest and not rest:match("^[ \t]*$") do
+    rest = rest:match(PARAM) or rest:match(QUOTED_PARAM)
+  end
+  if not rest then
+    check.fail("publish", "options.contentType",
+               "expected a media type such as \"application/pidf+xml\", got " .. check.show(v), 4)
+  end
+  last_content_type = v
+  return v
+end
+
+-- The options as the context keeps them (ctx.options), every default filled in.
+local function check_options(options)
+  if options == nil then
+    return { extraHeaders = NO_HEADERS, contentType = "text/plain", expires = 3600, unpublishOnClose = true }
+  end
+  if type(options) ~= "table" then
+    check.fail("publish", "options", "expected a table or nil, got " .. check.show(options), 3)
+  end
+  check.known_keys("publish", "options", options, OPTION_KEYS, 3)
+  local headers, content_type, expires, close = NO_HEADERS, "text/plain", 3600, true
+  if options.extraHeaders ~= nil then headers = check_headers(options.extraHeaders) end
+  if options.contentType ~= nil then content_type = check_content_type(options.contentType) end
+  if options.expires ~= nil then
+    expires = check.integer("publish", "options.expires", options.expires, 3, 1, 2147483647)
+  end
+  local etag = options.etag
+  if etag ~= nil then
+    check.string("publish", "options.etag", etag, 3, HEADER)
+    if etag:find("[%s,]") then
+      check.fail("publish", "options.etag", "an entity-tag has no spaces or commas", 3)
+    end
+  end
+  if options.unpublishOnClose ~= nil then
+    close = check.boolean("publish", "options.unpublishOnClose", options.unpublishOnClose, 3)
+  end
+  local out = { extraHeaders = headers, contentType = content_type, expires = expires, unpublishOnClose = close }
+  if etag then out.etag = etag end
+  return out
+end
+
+local EVENT_PACKAGE = "^[!%%'*+%-.0-9A-Z_`a-z~]+$"
+local last_event = "presence" -- the last event package found valid
+
+-- The usual case of UA:publish in one binding call (see core.publish_fast in lsipub.c): it
+-- returns nil, having done nothing, for anything it does not take, and then the checks
+-- below run and raise as they would.
+local publish_fast = core.publish_fast_for(Context, NO_HEADERS)
+
 -- ua:publish(target, event, body[, options]) -> context, already sending its initial PUBLISH.
 function UA:publish(target, event, body, options)
   if self.closed then error("sip: publish on a closed user agent", 2) end
-  check_uri("publish", "target", target, 2)
-  check.string("publish", "event", event, 2, { header = true })
-  if not event:match("^[!%%'*+%-.0-9A-Z_`a-z~]+$") then
-    check.fail("publish", "event", "expected an event package name, got " .. check.show(event), 2)
+  local fast, err = publish_fast(self._core, target, event, body, options)
+  if fast then return fast end
+  if err then error("sip: cannot publish: " .. err, 2) end
+  check_target(target, 2)
+  if event ~= last_event then
+    check.string("publish", "event", event, 2, HEADER)
+    if not event:match(EVENT_PACKAGE) then
+      check.fail("publish", "event", "expected an event package name, got " .. check.show(event), 2)
+    end
+    last_event = event
   end
   check.string("publish", "body", body, 2)
   local opts = check_options(options)
-  local ctx = Context.new(self, target, event, opts)
-  self._contexts[ctx] = true
-  ctx.body = body
+  local ctx = Context.new(self, target, event, opts, body)
   local ok, err
   if opts.etag then
     ok, err = ctx._h:resume(body) -- a refresh of the state an earlier run published
@@ -222,13 +277,11 @@ function UA:publish(target, event, body, options)
 end
 
 -- Closes every context (unpublishing those with unpublishOnClose); the transport stays
--- until their final responses, then the loop is released.
+-- until their final responses, then the loop is released. The binding keeps the list of
+-- the UA's publications, so the UA holds no table of its contexts.
 function UA:close()
   if self.closed then return end
   self.closed = true
-  local list = {}
-  for ctx in pairs(self._contexts) do list[#list + 1] = ctx end
-  for _, ctx in ipairs(list) do ctx:close() end
   self._core:close()
 end
 
