@@ -143,6 +143,7 @@ struct sipub_pub {
   char *etag;
   msg_template tpl; /* its requests' fixed text (tpl.text NULL: built by libosip2 each time) */
   int tpl_tried;
+  int uri_verbatim; /* libosip2 writes the target as given */
   char *body;       /* the last body given */
   size_t body_len;
   txn *tx;          /* in flight */
@@ -194,6 +195,8 @@ struct sipub_ua {
   uint64_t now, rng;
   int closing;
   int tpl_shape;         /* request templates: 0 unchecked, 1 agree with libosip2, -1 not */
+  msg_template skel;     /* the skeleton of templates without extra headers, for: */
+  char *skel_event, *skel_ctype;
   heap timers;
   txn **buckets;
   size_t nbuckets, ntx, nactive_tx;
@@ -220,11 +223,15 @@ static uint64_t rng_next(sipub_ua *ua)
   return z ^ (z >> 31);
 }
 
-static char *random_token(sipub_ua *ua, const char *suffix)
+static char *random_token(sipub_ua *ua)
 {
-  char buf[128];
-  snprintf(buf, sizeof buf, "%016llx%s", (unsigned long long)rng_next(ua), suffix ? suffix : "");
-  return strdup(buf);
+  static const char hex[] = "0123456789abcdef";
+  uint64_t v = rng_next(ua);
+  char *s = malloc(17);
+  if (!s) return NULL;
+  for (int i = 15; i >= 0; i--, v >>= 4) s[i] = hex[v & 0xf];
+  s[16] = '\0';
+  return s;
 }
 
 static void response_unref(response_ref *r)
@@ -397,6 +404,24 @@ static void tx_fire(sipub_ua *ua, timer *tm)
 
 /* ---- requests ------------------------------------------------------------------------ */
 
+/* The UA's skeleton for p's event and content type (made from r's fixed fields), rebuilt
+ * when another pair comes: publications of one kind cost no libosip2 build each. */
+static int ua_skeleton(sipub_ua *ua, const sipub_pub *p, const msg_request *r)
+{
+  if (ua->skel.text && strcmp(ua->skel_event, p->event) == 0 && strcmp(ua->skel_ctype, p->content_type) == 0)
+    return 0;
+  msg_template_clear(&ua->skel);
+  free(ua->skel_event);
+  free(ua->skel_ctype);
+  ua->skel_event = strdup(p->event);
+  ua->skel_ctype = strdup(p->content_type);
+  if (!ua->skel_event || !ua->skel_ctype || msg_template_skeleton(&ua->skel, r) != 0) {
+    msg_template_clear(&ua->skel);
+    return -1;
+  }
+  return 0;
+}
+
 /* Starts a transaction for op. On a local failure the publication fails at once. */
 static void pub_send(sipub_pub *p, op_kind op)
 {
@@ -439,6 +464,9 @@ static void pub_send(sipub_pub *p, op_kind op)
   }
   if (!p->tpl_tried) {
     p->tpl_tried = 1;
+    if (!p->n_extra && p->uri_verbatim && ua_skeleton(ua, p, &r) == 0 &&
+        msg_template_derive(&ua->skel, p->target, p->from_tag, p->call_id, &p->tpl) == 0)
+      goto built_template;
     /* The template's shape is checked against libosip2 once per UA (another libosip2 version
      * may print headers in another order) and for each publication with extra headers. On
      * failure, every request of p is built by libosip2. */
@@ -447,6 +475,7 @@ static void pub_send(sipub_pub *p, op_kind op)
       if (!p->n_extra) ua->tpl_shape = ok ? 1 : -1;
       if (!ok) msg_template_clear(&p->tpl);
     }
+  built_template:;
   }
   int built = p->tpl.text ? msg_template_fill(&p->tpl, &r, &t->req, &t->req_len)
                           : msg_build_request(&r, &t->req, &t->req_len);
@@ -835,12 +864,12 @@ void sipub_global_init(void)
   }
 }
 
-static int valid_uri(const char *s);
+static int valid_uri(const char *s, int *verbatim);
 
 sipub_ua *sipub_ua_new(const sipub_config *cfg, const sipub_io *io, uint64_t now_ms)
 {
   sipub_global_init();
-  if (!cfg || !io || !io->send || !cfg->aor || !cfg->via_host || !valid_uri(cfg->aor)) return NULL;
+  if (!cfg || !io || !io->send || !cfg->aor || !cfg->via_host || !valid_uri(cfg->aor, NULL)) return NULL;
   sipub_ua *ua = calloc(1, sizeof *ua);
   if (!ua) return NULL;
   ua->io = *io;
@@ -903,6 +932,9 @@ void sipub_ua_free(sipub_ua *ua)
     dg_clear(&ua->auth[k].ch);
     free(ua->auth[k].dest_host);
   }
+  msg_template_clear(&ua->skel);
+  free(ua->skel_event);
+  free(ua->skel_ctype);
   free(ua->aor);
   free(ua->proxy_host);
   free(ua->via_host);
@@ -1010,7 +1042,8 @@ static int valid_port(const char *port)
 
 /* A sip: or sips: URI that libosip2 reads both alone (Request-URI) and in a name-addr
  * (To, From): the request built from it is then well-formed. */
-static int valid_uri(const char *s)
+/* *verbatim (when not NULL): whether libosip2 writes s back unchanged. */
+static int valid_uri(const char *s, int *verbatim)
 {
   osip_uri_t *u = NULL;
   osip_from_t *f = NULL;
@@ -1019,6 +1052,11 @@ static int valid_uri(const char *s)
   int ok = osip_uri_parse(u, s) == 0 && u->scheme && u->host && *u->host &&
            (osip_strcasecmp(u->scheme, "sip") == 0 || osip_strcasecmp(u->scheme, "sips") == 0) &&
            valid_port(u->port);
+  if (ok && verbatim) {
+    char *back = NULL;
+    *verbatim = osip_uri_to_str(u, &back) == 0 && back && strcmp(back, s) == 0;
+    osip_free(back);
+  }
   osip_uri_free(u);
   if (ok) {
     char *na = msg_format("<%s>", s);
@@ -1092,23 +1130,24 @@ static int valid_content_type(const char *s)
 
 sipub_pub *sipub_pub_new(sipub_ua *ua, const sipub_pub_config *cfg, int *err)
 {
-  int e = SIPUB_EINVAL;
+  int e = SIPUB_EINVAL, verbatim = 0;
   sipub_pub *p = NULL;
   if (ua->closing) { e = SIPUB_ECLOSED; goto fail; }
-  if (!cfg->target || !valid_uri(cfg->target) || !cfg->event || !valid_token(cfg->event) ||
+  if (!cfg->target || !valid_uri(cfg->target, &verbatim) || !cfg->event || !valid_token(cfg->event) ||
       cfg->expires <= 0 || (cfg->content_type && !valid_content_type(cfg->content_type)))
     goto fail;
   p = calloc(1, sizeof *p);
   if (!p) { e = SIPUB_ENOMEM; goto fail; }
   p->ua = ua;
   p->refresh.fire = pub_refresh_fire;
+  p->uri_verbatim = verbatim;
   p->target = strdup(cfg->target);
   p->event = strdup(cfg->event);
   p->content_type = strdup(cfg->content_type ? cfg->content_type : "text/plain");
   p->expires_opt = p->req_expires = cfg->expires;
   p->unpublish_on_close = cfg->unpublish_on_close;
-  p->call_id = random_token(ua, NULL);
-  p->from_tag = random_token(ua, NULL);
+  p->call_id = random_token(ua);
+  p->from_tag = random_token(ua);
   /* A random start leaves room for many requests under 2^31 (RFC 3261 §8.1.1.5). */
   p->cseq = (uint32_t)(rng_next(ua) % 10000);
   if (!p->target || !p->event || !p->content_type || !p->call_id || !p->from_tag) {

@@ -323,6 +323,94 @@ int msg_template_check(const msg_template *t, const msg_request *fixed)
   return template_agrees(t, *fixed, 1) == 0 && template_agrees(t, *fixed, 0) == 0 ? 0 : -1;
 }
 
+/* ---- template skeletons ---------------------------------------------------------------- */
+
+/* Stand-ins a skeleton is built with, replaced in each derived template. */
+#define SKEL_URI "sip:skel-9f3c2a1e@skel.invalid"
+#define SKEL_TAG "skeltag9f3c2a1e"
+#define SKEL_CID "skelcid9f3c2a1e"
+
+/* Copies n bytes of src to dst (when dst is not NULL), replacing each of the three stand-ins
+ * by to[k]; counts[k] += its occurrences. Returns the length written. */
+static size_t skel_replace(const char *src, size_t n, char *dst, const char *const to[3],
+                           unsigned counts[3])
+{
+  static const char *const from[3] = { SKEL_URI, SKEL_TAG, SKEL_CID };
+  size_t out = 0;
+  for (size_t i = 0; i < n;) {
+    int hit = -1;
+    if (src[i] == 's')
+      for (int k = 0; k < 3 && hit < 0; k++) {
+        size_t fl = strlen(from[k]);
+        if (fl <= n - i && memcmp(src + i, from[k], fl) == 0) hit = k;
+      }
+    if (hit < 0) {
+      if (dst) dst[out] = src[i];
+      out++;
+      i++;
+      continue;
+    }
+    size_t tl = strlen(to[hit]);
+    if (dst) memcpy(dst + out, to[hit], tl);
+    out += tl;
+    i += strlen(from[hit]);
+    counts[hit]++;
+  }
+  return out;
+}
+
+int msg_template_derive(const msg_template *skel, const char *uri, const char *from_tag,
+                        const char *call_id, msg_template *out)
+{
+  const char *const to[3] = { uri, from_tag, call_id };
+  unsigned counts[3] = { 0, 0, 0 };
+  size_t total = 0;
+  memset(out, 0, sizeof *out);
+  for (int k = 0; k < MSG_TPL_NPIECES; k++)
+    total += skel_replace(skel->text + skel->off[k], skel->len[k], NULL, to, counts);
+  if (counts[0] != 2 || counts[1] != 1 || counts[2] != 1) return -1;
+  if (!(out->text = malloc(total ? total : 1))) return -1;
+  uint32_t at = 0;
+  for (int k = 0; k < MSG_TPL_NPIECES; k++) {
+    out->off[k] = at;
+    out->len[k] = (uint32_t)skel_replace(skel->text + skel->off[k], skel->len[k], out->text + at, to, counts);
+    at += out->len[k];
+  }
+  return 0;
+}
+
+int msg_template_skeleton(msg_template *skel, const msg_request *fixed)
+{
+  msg_request r = *fixed;
+  if (r.n_extra) return -1;
+  r.ruri = r.to_uri = SKEL_URI;
+  r.from_tag = SKEL_TAG;
+  r.call_id = SKEL_CID;
+  if (msg_template_init(skel, &r) != 0) return -1;
+  /* Each stand-in where it is expected, and nowhere else (an event named like one...). */
+  msg_template probe;
+  if (msg_template_derive(skel, SKEL_URI, SKEL_TAG, SKEL_CID, &probe) != 0 ||
+      msg_template_check(skel, &r) != 0) {
+    msg_template_clear(skel);
+    return -1;
+  }
+  msg_template_clear(&probe);
+  return 0;
+}
+
+int msg_uri_verbatim(const char *uri)
+{
+  osip_uri_t *u = NULL;
+  char *back = NULL;
+  int same = 0;
+  if (osip_uri_init(&u) != 0) return 0;
+  if (osip_uri_parse(u, uri) == 0 && osip_uri_to_str(u, &back) == 0 && back)
+    same = strcmp(back, uri) == 0;
+  osip_free(back);
+  osip_uri_free(u);
+  return same;
+}
+
 /* Finds the end of the header section; returns the offset of the body, or 0. */
 static size_t header_end(const char *d, size_t len)
 {

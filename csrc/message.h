@@ -63,6 +63,17 @@ int msg_template_check(const msg_template *t, const msg_request *r);
 int msg_template_fill(const msg_template *t, const msg_request *r, char **out, size_t *len);
 void msg_template_clear(msg_template *t);
 
+/* The template of publications without extra headers, made once for an event and content
+ * type (r's other fields as for msg_template_init; its URIs, From tag and Call-ID ignored):
+ * each publication's template is derived from it by putting in its target URI (Request-URI
+ * and To), From tag and Call-ID, which libosip2 writes exactly as given when
+ * msg_uri_verbatim(target) holds (tags and Call-IDs are hex). 0, or -1. */
+int msg_template_skeleton(msg_template *skel, const msg_request *r);
+int msg_template_derive(const msg_template *skel, const char *uri, const char *from_tag,
+                        const char *call_id, msg_template *out);
+/* 1 when libosip2 parses uri and writes it back unchanged. */
+int msg_uri_verbatim(const char *uri);
+
 typedef struct msg_response {
   int status;
   char *reason;
