@@ -195,7 +195,7 @@ struct sipub_ua {
   uint64_t now, rng;
   int closing;
   int tpl_shape;         /* request templates: 0 unchecked, 1 agree with libosip2, -1 not */
-  msg_template skel;     /* the skeleton of templates without extra headers, for: */
+  msg_skeleton skel;     /* the skeleton of templates without extra headers, for: */
   char *skel_event, *skel_ctype;
   heap timers;
   txn **buckets;
@@ -408,15 +408,15 @@ static void tx_fire(sipub_ua *ua, timer *tm)
  * when another pair comes: publications of one kind cost no libosip2 build each. */
 static int ua_skeleton(sipub_ua *ua, const sipub_pub *p, const msg_request *r)
 {
-  if (ua->skel.text && strcmp(ua->skel_event, p->event) == 0 && strcmp(ua->skel_ctype, p->content_type) == 0)
+  if (ua->skel.t.text && strcmp(ua->skel_event, p->event) == 0 && strcmp(ua->skel_ctype, p->content_type) == 0)
     return 0;
-  msg_template_clear(&ua->skel);
+  msg_template_clear(&ua->skel.t);
   free(ua->skel_event);
   free(ua->skel_ctype);
   ua->skel_event = strdup(p->event);
   ua->skel_ctype = strdup(p->content_type);
   if (!ua->skel_event || !ua->skel_ctype || msg_template_skeleton(&ua->skel, r) != 0) {
-    msg_template_clear(&ua->skel);
+    msg_template_clear(&ua->skel.t);
     return -1;
   }
   return 0;
@@ -932,7 +932,7 @@ void sipub_ua_free(sipub_ua *ua)
     dg_clear(&ua->auth[k].ch);
     free(ua->auth[k].dest_host);
   }
-  msg_template_clear(&ua->skel);
+  msg_template_clear(&ua->skel.t);
   free(ua->skel_event);
   free(ua->skel_ctype);
   free(ua->aor);

@@ -330,71 +330,88 @@ int msg_template_check(const msg_template *t, const msg_request *fixed)
 #define SKEL_TAG "skeltag9f3c2a1e"
 #define SKEL_CID "skelcid9f3c2a1e"
 
-/* Copies n bytes of src to dst (when dst is not NULL), replacing each of the three stand-ins
- * by to[k]; counts[k] += its occurrences. Returns the length written. */
-static size_t skel_replace(const char *src, size_t n, char *dst, const char *const to[3],
-                           unsigned counts[3])
-{
-  static const char *const from[3] = { SKEL_URI, SKEL_TAG, SKEL_CID };
-  size_t out = 0;
-  for (size_t i = 0; i < n;) {
-    int hit = -1;
-    if (src[i] == 's')
-      for (int k = 0; k < 3 && hit < 0; k++) {
-        size_t fl = strlen(from[k]);
-        if (fl <= n - i && memcmp(src + i, from[k], fl) == 0) hit = k;
-      }
-    if (hit < 0) {
-      if (dst) dst[out] = src[i];
-      out++;
-      i++;
-      continue;
-    }
-    size_t tl = strlen(to[hit]);
-    if (dst) memcpy(dst + out, to[hit], tl);
-    out += tl;
-    i += strlen(from[hit]);
-    counts[hit]++;
-  }
-  return out;
-}
+static const char *const skel_from[3] = { SKEL_URI, SKEL_TAG, SKEL_CID };
 
-int msg_template_derive(const msg_template *skel, const char *uri, const char *from_tag,
+int msg_template_derive(const msg_skeleton *skel, const char *uri, const char *from_tag,
                         const char *call_id, msg_template *out)
 {
   const char *const to[3] = { uri, from_tag, call_id };
-  unsigned counts[3] = { 0, 0, 0 };
-  size_t total = 0;
+  size_t to_len[3] = { strlen(uri), strlen(from_tag), strlen(call_id) }, total = 0;
+  const msg_template *t = &skel->t;
   memset(out, 0, sizeof *out);
-  for (int k = 0; k < MSG_TPL_NPIECES; k++)
-    total += skel_replace(skel->text + skel->off[k], skel->len[k], NULL, to, counts);
-  if (counts[0] != 2 || counts[1] != 1 || counts[2] != 1) return -1;
+  for (int k = 0; k < MSG_TPL_NPIECES; k++) total += t->len[k];
+  for (int h = 0; h < MSG_SKEL_HOLES; h++)
+    total += to_len[skel->what[h]] - strlen(skel_from[skel->what[h]]);
   if (!(out->text = malloc(total ? total : 1))) return -1;
-  uint32_t at = 0;
+  /* Pieces are contiguous in t->text: copy it whole, putting values in for the stand-ins,
+   * and shift each piece's offset by what the holes before it added. */
+  char *d = out->text;
+  uint32_t src = 0;
+  int h = 0;
   for (int k = 0; k < MSG_TPL_NPIECES; k++) {
-    out->off[k] = at;
-    out->len[k] = (uint32_t)skel_replace(skel->text + skel->off[k], skel->len[k], out->text + at, to, counts);
-    at += out->len[k];
+    uint32_t end = t->off[k] + t->len[k];
+    out->off[k] = (uint32_t)(d - out->text);
+    while (src < end) {
+      uint32_t stop = h < MSG_SKEL_HOLES && skel->at[h] < end ? skel->at[h] : end;
+      memcpy(d, t->text + src, stop - src);
+      d += stop - src;
+      src = stop;
+      if (src == end) break;
+      int w = skel->what[h++];
+      memcpy(d, to[w], to_len[w]);
+      d += to_len[w];
+      src += (uint32_t)strlen(skel_from[w]);
+    }
+    out->len[k] = (uint32_t)(d - out->text) - out->off[k];
   }
   return 0;
 }
 
-int msg_template_skeleton(msg_template *skel, const msg_request *fixed)
+int msg_template_skeleton(msg_skeleton *skel, const msg_request *fixed)
 {
   msg_request r = *fixed;
+  memset(skel, 0, sizeof *skel);
   if (r.n_extra) return -1;
   r.ruri = r.to_uri = SKEL_URI;
   r.from_tag = SKEL_TAG;
   r.call_id = SKEL_CID;
-  if (msg_template_init(skel, &r) != 0) return -1;
-  /* Each stand-in where it is expected, and nowhere else (an event named like one...). */
+  if (msg_template_init(&skel->t, &r) != 0) return -1;
+  /* Find the stand-ins: the target twice, the tag and the Call-ID once, each inside one
+   * piece, and nowhere else (an event named like one makes this fail). */
+  const msg_template *t = &skel->t;
+  unsigned counts[3] = { 0, 0, 0 }, n = 0;
+  int ok = 1;
+  for (int k = 0; k < MSG_TPL_NPIECES && ok; k++) {
+    const char *p = t->text + t->off[k], *end = p + t->len[k];
+    while (p < end && ok) {
+      int w = -1;
+      for (int i = 0; i < 3 && w < 0; i++) {
+        size_t fl = strlen(skel_from[i]);
+        if ((size_t)(end - p) >= fl && memcmp(p, skel_from[i], fl) == 0) w = i;
+      }
+      if (w < 0) { p++; continue; }
+      if (n == MSG_SKEL_HOLES) { ok = 0; break; }
+      skel->at[n] = (uint32_t)(p - t->text);
+      skel->what[n++] = (unsigned char)w;
+      counts[w]++;
+      p += strlen(skel_from[w]);
+    }
+  }
+  ok = ok && n == MSG_SKEL_HOLES && counts[0] == 2 && counts[1] == 1 && counts[2] == 1;
+  /* Another stand-in overlapping a found one would not be seen by the scan above: check
+   * that no "skel" is left once the values are in. */
   msg_template probe;
-  if (msg_template_derive(skel, SKEL_URI, SKEL_TAG, SKEL_CID, &probe) != 0 ||
-      msg_template_check(skel, &r) != 0) {
-    msg_template_clear(skel);
+  if (ok && msg_template_derive(skel, "sip:a@b", "t", "c", &probe) == 0) {
+    for (int k = 0; k < MSG_TPL_NPIECES && ok; k++)
+      ok = !memmem(probe.text + probe.off[k], probe.len[k], "skel", 4);
+    msg_template_clear(&probe);
+  } else {
+    ok = 0;
+  }
+  if (!ok || msg_template_check(t, &r) != 0) {
+    msg_template_clear(&skel->t);
     return -1;
   }
-  msg_template_clear(&probe);
   return 0;
 }
 

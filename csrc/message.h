@@ -68,8 +68,14 @@ void msg_template_clear(msg_template *t);
  * each publication's template is derived from it by putting in its target URI (Request-URI
  * and To), From tag and Call-ID, which libosip2 writes exactly as given when
  * msg_uri_verbatim(target) holds (tags and Call-IDs are hex). 0, or -1. */
-int msg_template_skeleton(msg_template *skel, const msg_request *r);
-int msg_template_derive(const msg_template *skel, const char *uri, const char *from_tag,
+#define MSG_SKEL_HOLES 4
+typedef struct msg_skeleton {
+  msg_template t;
+  uint32_t at[MSG_SKEL_HOLES];       /* where the stand-ins are in t.text, in order */
+  unsigned char what[MSG_SKEL_HOLES]; /* 0 target URI, 1 From tag, 2 Call-ID */
+} msg_skeleton;
+int msg_template_skeleton(msg_skeleton *skel, const msg_request *r);
+int msg_template_derive(const msg_skeleton *skel, const char *uri, const char *from_tag,
                         const char *call_id, msg_template *out);
 /* 1 when libosip2 parses uri and writes it back unchanged. */
 int msg_uri_verbatim(const char *uri);
