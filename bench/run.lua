@@ -412,7 +412,7 @@ local function annotate(file, inclusive)
     if ir then
       local fn = loc:match("([^:]+)$") or loc
       obj = obj:match("([^/]+)$") or obj
-      if obj:match("^core_roundtrip") then obj = "C core (core.c, message.c; static)" end
+      if obj:match("^core_roundtrip") then obj = "C core (core.c, message.c, scan.c; static)" end
       rows[#rows + 1] = { ir = tonumber((ir:gsub(",", ""))), pct = tonumber(pct), fn = fn, obj = obj }
     end
   end
@@ -616,6 +616,17 @@ local function report(mach, tp, mem, sc, cg, prof, elapsed)
            "ours / Sofia CPU per tx %s."):format(f(fb.ours.tps / fb.sipp.tps), f(fb.ours.tps / fb.sofia.tps),
            f(fb.ours.cpu1k / fb.sipp.cpu1k), f(fb.ours.cpu1k / fb.sofia.cpu1k)))
         w()
+        local raw = byn[n2].raw
+        target(("throughput ≥ 2 × SIPp, template responder (N = %s)"):format(commas(n2)),
+               f(fb.ours.tps / fb.sipp.tps) .. " ×", "≥ 2 ×", fb.ours.tps >= 2 * fb.sipp.tps)
+        target("throughput ≥ 0.5 × raw UDP, template responder", f(fb.ours.tps / raw.tps) .. " ×", "≥ 0.5 ×",
+               fb.ours.tps >= 0.5 * raw.tps)
+        target("client CPU per 1 000 tx ≤ ⅓ SIPp's, template responder", f(fb.ours.cpu1k * 1000, 1) .. " ms vs " ..
+               f(fb.sipp.cpu1k * 1000, 1) .. " ms (" .. f(fb.ours.cpu1k / fb.sipp.cpu1k) .. " ×)", "≤ 0.33 ×",
+               fb.ours.cpu1k <= fb.sipp.cpu1k / 3)
+        target("client CPU per 1 000 tx ≤ ⅓ Sofia-SIP's, template responder", f(fb.ours.cpu1k * 1000, 1) ..
+               " ms vs " .. f(fb.sofia.cpu1k * 1000, 1) .. " ms (" .. f(fb.ours.cpu1k / fb.sofia.cpu1k) .. " ×)",
+               "≤ 0.33 ×", fb.ours.cpu1k <= fb.sofia.cpu1k / 3)
       end
     end
   end
