@@ -826,8 +826,17 @@ sipub_compositor *sipub_compositor_new(uv_loop_t *loop, const sipub_compositor_o
   uv_timer_init(loop, &c->sweep);
   c->sweep.data = c;
   c->refs = 3; /* the two handles and the owner */
-  if ((rc = uv_udp_bind(&c->udp, (struct sockaddr *)&ss, 0)) != 0 ||
-      (rc = uv_udp_recv_start(&c->udp, on_alloc, on_recv)) != 0) {
+  if ((rc = uv_udp_bind(&c->udp, (struct sockaddr *)&ss, 0)) != 0) {
+    *err = rc;
+    sipub_compositor_close(c);
+    return NULL;
+  }
+  /* A client with many publications sends refreshes in bursts: the default receive buffer
+   * (about a hundred small datagrams) would drop some, and each costs a retransmission. The
+   * kernel caps the size at net.core.rmem_max; failing to raise it is not an error. */
+  int rcvbuf = 4 << 20;
+  uv_recv_buffer_size((uv_handle_t *)&c->udp, &rcvbuf);
+  if ((rc = uv_udp_recv_start(&c->udp, on_alloc, on_recv)) != 0) {
     *err = rc;
     sipub_compositor_close(c);
     return NULL;

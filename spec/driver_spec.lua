@@ -5,6 +5,7 @@
 -- spec/support/driver_faults.c covers refusals, EAGAIN and short sends inside a batch.
 local sip = require "sip"
 local loop = require "support.loop"
+local events = require "support.events"
 
 local ok_socket, socket = pcall(require, "socket")
 local HAVE_SOCKET = ok_socket and type(socket) == "table" and socket.udp ~= nil
@@ -45,28 +46,13 @@ end
 
 -- A 200 OK to the raw request req (Via, From, To, Call-ID and CSeq copied).
 local function ok_to(req, etag)
-  local out = { "SIP/2.0 200 OK" }
-  for line in req:gmatch("([^\r\n]+)\r\n") do
-    local name = line:match("^([%w%-]+):")
-    if name and ({ Via = true, From = true, To = true, ["Call-ID"] = true, CSeq = true })[name] then
-      out[#out + 1] = line
-    end
-  end
-  out[#out + 1] = "SIP-ETag: " .. etag
-  out[#out + 1] = "Expires: 600"
-  out[#out + 1] = "Content-Length: 0"
-  return table.concat(out, "\r\n") .. "\r\n\r\n"
+  return events.response_to(req, "SIP/2.0 200 OK", { "SIP-ETag: " .. etag, "Expires: 600" })
 end
 
 local function call_id(req) return req:match("\r\nCall%-ID: *([^\r\n]+)") end
 
 describe("libuv driver #integration", function()
-  local saved_on_error
-  before_each(function()
-    saved_on_error = sip.on_error
-    sip.on_error = function(msg) error("a handler raised: " .. tostring(msg)) end
-  end)
-  after_each(function() sip.on_error = saved_on_error end)
+  events.fail_on_handler_errors(sip, before_each, after_each)
 
   it("64 lives in flight: every answer reaches its publication once, every request leaves once", function()
     local N, W = 200, 64

@@ -9,6 +9,7 @@
 local sip = require "sip"
 local testing = require "sip.testing"
 local loop = require "support.loop"
+local events = require "support.events"
 local relay = require "support.model_relay"
 local S = require "support.scenario"
 
@@ -52,12 +53,7 @@ local function ua_for(proxy_uri)
 end
 
 describe("faults over loopback #integration", function()
-  local saved_on_error
-  before_each(function()
-    saved_on_error = sip.on_error
-    sip.on_error = function(msg) error("a handler raised: " .. tostring(msg)) end
-  end)
-  after_each(function() sip.on_error = saved_on_error end)
+  events.fail_on_handler_errors(sip, before_each, after_each)
 
   it("every response delivered twice (the copy 50 ms later): one event per transaction", function()
     if not HAVE_SOCKET then pending("luasocket (lua-socket) is not installed") return end

@@ -12,6 +12,7 @@
 -- on_request(data) / on_response(data) return a list of { delay_seconds, datagram } to send on
 -- (nil: pass it unchanged at once; {}: drop it). r.requests / r.responses count what came in.
 local sip = require "sip"
+local events = require "support.events"
 
 local ok_socket, socket = pcall(require, "socket")
 
@@ -115,15 +116,7 @@ end
 -- Builds a provisional response (code) to the raw request `req` (Via, From, To, Call-ID, CSeq
 -- copied), for a relay that fabricates a late 1xx.
 function M.provisional(req, code)
-  local out = { ("SIP/2.0 %d %s"):format(code, code == 100 and "Trying" or "Session Progress") }
-  for line in req:gmatch("([^\r\n]+)\r\n") do
-    local name = line:match("^([%w%-]+):")
-    if name and ({ Via = true, From = true, To = true, ["Call-ID"] = true, CSeq = true })[name] then
-      out[#out + 1] = line
-    end
-  end
-  out[#out + 1] = "Content-Length: 0"
-  return table.concat(out, "\r\n") .. "\r\n\r\n"
+  return events.response_to(req, ("SIP/2.0 %d %s"):format(code, code == 100 and "Trying" or "Session Progress"))
 end
 
 return M
