@@ -155,17 +155,18 @@ end)
 sip.run()
 esc:close()
 
--- RSS slope over the second half of the run (after the ramp), by least squares.
+-- Slopes over the second half of the run (after the ramp), by least squares: KiB per second.
 local half = {}
 for _, s in ipairs(samples) do if s.t >= SECONDS / 2 then half[#half + 1] = s end end
-local slope = 0
-if #half >= 2 then
+local function slope_of(field)
+  if #half < 2 then return 0 end
   local n, sx, sy, sxx, sxy = #half, 0, 0, 0, 0
   for _, s in ipairs(half) do
-    sx, sy, sxx, sxy = sx + s.t, sy + s.rss, sxx + s.t * s.t, sxy + s.t * s.rss
+    sx, sy, sxx, sxy = sx + s.t, sy + s[field], sxx + s.t * s.t, sxy + s.t * s[field]
   end
-  slope = (n * sxy - sx * sy) / math.max(n * sxx - sx * sx, 1e-9) -- KiB per second
+  return (n * sxy - sx * sy) / math.max(n * sxx - sx * sx, 1e-9)
 end
+local slope, heap_slope = slope_of("rss"), slope_of("heap")
 
 local progress = {}
 for k, v in pairs(stats.progress) do progress[#progress + 1] = k .. "=" .. v end
@@ -180,8 +181,8 @@ print(("soak: publications ended by injected faults with failed + unpublished: %
       :format(stats.failed))
 print(("soak: publications ended because Retry-After outlasted their state (then published again): %d")
       :format(stats.gave_up))
-print(("soak: RSS slope over the second half: %.1f KiB/min (%.2f%% of the final RSS per minute)")
-      :format(slope * 60, samples[#samples] and slope * 60 * 100 / samples[#samples].rss or 0))
+print(("soak: RSS slope over the second half: %.1f KiB/min (%.2f%% of the final RSS per minute); Lua heap %.1f KiB/min")
+      :format(slope * 60, samples[#samples] and slope * 60 * 100 / samples[#samples].rss or 0, heap_slope * 60))
 print(("soak: compositor holds %d publication(s) after ua:close(); unpublished events %d")
       :format(esc:count(), stats.unpublished))
 os.exit((stats.late + lost == 0) and 0 or 1)
