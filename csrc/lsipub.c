@@ -917,14 +917,14 @@ static int ctx_publish(lua_State *L)
   return 1;
 }
 
-/* ctx:unpublish(): removes the published state; nothing once the context is closed. */
-static int ctx_unpublish(lua_State *L)
+/* ctx:unpublish() and ctx:close(): op on the publication unless it is closed already. */
+static int ctx_call(lua_State *L, const char *name, int (*op)(sipub_pub *))
 {
   lua_pub *lp = ctx_pub(L);
-  if (!lp) return ctx_slow(L, "unpublish");
+  if (!lp) return ctx_slow(L, name);
   if (!sipub_pub_closed(lp->pub)) {
     ua_time(lp->ua);
-    sipub_pub_unpublish(lp->pub);
+    op(lp->pub);
     settle(L, lp->ua);
     if (lp->ua->core) maybe_unanchor(L, lp);
   }
@@ -932,20 +932,11 @@ static int ctx_unpublish(lua_State *L)
   return 1;
 }
 
+/* ctx:unpublish(): removes the published state; nothing once the context is closed. */
+static int ctx_unpublish(lua_State *L) { return ctx_call(L, "unpublish", sipub_pub_unpublish); }
+
 /* ctx:close(): unpublishes (unpublishOnClose) or forgets the state; idempotent. */
-static int ctx_close(lua_State *L)
-{
-  lua_pub *lp = ctx_pub(L);
-  if (!lp) return ctx_slow(L, "close");
-  if (!sipub_pub_closed(lp->pub)) {
-    ua_time(lp->ua);
-    sipub_pub_close(lp->pub);
-    settle(L, lp->ua);
-    if (lp->ua->core) maybe_unanchor(L, lp);
-  }
-  lua_settop(L, 1);
-  return 1;
-}
+static int ctx_close(lua_State *L) { return ctx_call(L, "close", sipub_pub_close); }
 
 /* Context.__index: a method (upvalue 1: the methods table), else etag or state from the
  * core. */
