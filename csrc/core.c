@@ -225,11 +225,9 @@ static uint64_t rng_next(sipub_ua *ua)
 
 static char *random_token(sipub_ua *ua)
 {
-  static const char hex[] = "0123456789abcdef";
-  uint64_t v = rng_next(ua);
   char *s = malloc(17);
   if (!s) return NULL;
-  for (int i = 15; i >= 0; i--, v >>= 4) s[i] = hex[v & 0xf];
+  msg_hex64(s, rng_next(ua));
   s[16] = '\0';
   return s;
 }
@@ -1052,11 +1050,7 @@ static int valid_uri(const char *s, int *verbatim)
   int ok = osip_uri_parse(u, s) == 0 && u->scheme && u->host && *u->host &&
            (osip_strcasecmp(u->scheme, "sip") == 0 || osip_strcasecmp(u->scheme, "sips") == 0) &&
            valid_port(u->port);
-  if (ok && verbatim) {
-    char *back = NULL;
-    *verbatim = osip_uri_to_str(u, &back) == 0 && back && strcmp(back, s) == 0;
-    osip_free(back);
-  }
+  if (ok && verbatim) *verbatim = msg_uri_same_text(u, s);
   osip_uri_free(u);
   if (ok) {
     char *na = msg_format("<%s>", s);

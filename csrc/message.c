@@ -146,7 +146,6 @@ static char *put(char *p, const char *s, size_t n)
 
 int msg_template_fill(const msg_template *t, const msg_request *r, char **out, size_t *len)
 {
-  static const char hex[] = "0123456789abcdef";
   const char *const piece = t->text;
   int with_body = r->body != NULL;
   if (with_body && r->body_len == 0) return msg_build_request(r, out, len);
@@ -166,7 +165,8 @@ int msg_template_fill(const msg_template *t, const msg_request *r, char **out, s
   if (!buf) return -1;
 
   p = put(p, piece + t->off[MSG_TPL_HEAD], t->len[MSG_TPL_HEAD]);
-  for (int shift = 60; shift >= 0; shift -= 4) *p++ = hex[(r->branch >> shift) & 0xf];
+  msg_hex64(p, r->branch);
+  p += 16;
   p = put(p, piece + t->off[MSG_TPL_CALL], t->len[MSG_TPL_CALL]);
   p = put_uint(p, r->cseq);
   p = PUT_LIT(p, " PUBLISH\r\n");
@@ -415,17 +415,28 @@ int msg_template_skeleton(msg_skeleton *skel, const msg_request *fixed)
   return 0;
 }
 
+int msg_uri_same_text(struct osip_uri *parsed, const char *text)
+{
+  char *back = NULL;
+  int same = osip_uri_to_str(parsed, &back) == 0 && back && strcmp(back, text) == 0;
+  osip_free(back);
+  return same;
+}
+
 int msg_uri_verbatim(const char *uri)
 {
   osip_uri_t *u = NULL;
-  char *back = NULL;
   int same = 0;
   if (osip_uri_init(&u) != 0) return 0;
-  if (osip_uri_parse(u, uri) == 0 && osip_uri_to_str(u, &back) == 0 && back)
-    same = strcmp(back, uri) == 0;
-  osip_free(back);
+  if (osip_uri_parse(u, uri) == 0) same = msg_uri_same_text(u, uri);
   osip_uri_free(u);
   return same;
+}
+
+void msg_hex64(char out[16], uint64_t v)
+{
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; i--, v >>= 4) out[i] = hex[v & 0xf];
 }
 
 /* Finds the end of the header section; returns the offset of the body, or 0. */

@@ -77,8 +77,14 @@ typedef struct msg_skeleton {
 int msg_template_skeleton(msg_skeleton *skel, const msg_request *r);
 int msg_template_derive(const msg_skeleton *skel, const char *uri, const char *from_tag,
                         const char *call_id, msg_template *out);
-/* 1 when libosip2 parses uri and writes it back unchanged. */
+/* 1 when libosip2 parses uri and writes it back unchanged; msg_uri_same_text does the
+ * writing back for a URI already parsed from text. */
+struct osip_uri;
 int msg_uri_verbatim(const char *uri);
+int msg_uri_same_text(struct osip_uri *parsed, const char *text);
+
+/* Writes v as 16 lower-case hex digits (branches, tags, Call-IDs). */
+void msg_hex64(char out[16], uint64_t v);
 
 typedef struct msg_response {
   int status;

@@ -175,6 +175,28 @@ describe("ua:publish rejects bad arguments and sends nothing", function()
     end
   end)
 
+  it("publications of several events and media types, interleaved: each request carries its own", function()
+    local ua2, net2 = testing.new_ua()
+    local kinds = {
+      { "presence", "application/pidf+xml" }, { "dialog", "application/dialog-info+xml" },
+      { "presence", "application/pidf+xml" }, { "message-summary", "text/plain" },
+      { "dialog", "application/dialog-info+xml" },
+    }
+    local call_ids = {}
+    for i, k in ipairs(kinds) do
+      local target = ("sip:user%d@example.com"):format(i)
+      ua2:publish(target, k[1], "B" .. i, { contentType = k[2] })
+      local req = net2:take()
+      assert.are.equal(target, req.uri)
+      assert.are.equal("<" .. target .. ">", req:header("To"))
+      assert.are.equal(k[1], req:header("Event"))
+      assert.are.equal(k[2], req:header("Content-Type"))
+      assert.are.equal("B" .. i, req.body)
+      assert.is_nil(call_ids[req:header("Call-ID")])
+      call_ids[req:header("Call-ID")] = true
+    end
+  end)
+
   it("unknown option names", function()
     raises_naming("expiry", publish, S.TARGET, "presence", "B1", { expiry = 60 })
     raises_naming("content_type", publish, S.TARGET, "presence", "B1", { content_type = "text/plain" })
