@@ -8,45 +8,44 @@ CC          ?= cc
 OPT         ?= -O2 -g
 WARN        := -Wall -Wextra -Werror -Wno-unused-parameter
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(OPT) $(SAN)
-MOD_CFLAGS  := $(BASE_CFLAGS) -I$(LUA_INCDIR) -Icsrc -fvisibility=hidden
 LIBS        := -losip2 -losipparser2 -luv -lcrypto
 
 BUILD       ?= build
-CORE_SRC    := csrc/core.c csrc/message.c csrc/scan.c csrc/causes.c csrc/digest.c
-BIND_SRC    := csrc/lsipub.c csrc/driver_uv.c csrc/lcompositor.c csrc/compositor.c
-CORE_OBJ    := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
-BIND_OBJ    := $(BIND_SRC:csrc/%.c=$(BUILD)/obj/%.o)
-HEADERS     := $(wildcard csrc/*.h)
-
-DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev lua-busted libosip2-dev libuv1-dev libssl-dev openssl \
-                luajit libluajit-5.1-dev lua-compat53-dev lua-socket clang libclang-rt-14-dev \
-                kamailio kamailio-presence-modules kamailio-sqlite-modules sqlite3 sip-tester \
-                valgrind luarocks
+include mk/sources.mk
+LAYER_FLAGS  = $(if $(findstring /core/,$<),$(CORE_INC),$(if $(findstring /drivers/,$<),$(UV_INC),$(if $(findstring /compositor/,$<),$(COMP_INC),$(LUA_INC) -I$(LUA_INCDIR))))
+OBJ_OF       = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(1))
+CORE_OBJ    := $(call OBJ_OF,$(CORE_SRC))
+UV_OBJ      := $(call OBJ_OF,$(UV_SRC))
+COMP_OBJ    := $(call OBJ_OF,$(COMP_SRC))
+MODULE_OBJ  := $(call OBJ_OF,$(MODULE_SRC))
+HEADERS     := $(wildcard csrc/include/*.h csrc/*/*.h csrc/drivers/*/*.h)
 
 .PHONY: all deps test unit check asan valgrind demo clean rock luajit soak
 
 all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/examples/publish $(BUILD)/spec/driver_faults
 
 # The driver under injected sendmmsg faults (spec/driver_spec.lua runs it).
-$(BUILD)/spec/driver_faults: spec/support/driver_faults.c $(CORE_OBJ) $(BUILD)/obj/driver_uv.o $(BUILD)/obj/compositor.o $(HEADERS)
+$(BUILD)/spec/driver_faults: spec/support/driver_faults.c $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Icsrc -o $@ $< $(CORE_OBJ) $(BUILD)/obj/driver_uv.o $(BUILD)/obj/compositor.o $(LIBS) -ldl
+	$(CC) $(BASE_CFLAGS) -Icsrc/include -o $@ $< $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(LIBS) -ldl
 
 # The C example: the core and the libuv driver without Lua.
-$(BUILD)/examples/publish: examples/publish.c $(CORE_OBJ) $(BUILD)/obj/driver_uv.o $(HEADERS)
+$(BUILD)/examples/publish: examples/publish.c $(CORE_OBJ) $(UV_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Icsrc -o $@ examples/publish.c $(CORE_OBJ) $(BUILD)/obj/driver_uv.o $(LIBS)
+	$(CC) $(BASE_CFLAGS) -Icsrc/include -o $@ examples/publish.c $(CORE_OBJ) $(UV_OBJ) $(LIBS)
 
+# Each layer is compiled with its own include path (mk/sources.mk): the core cannot include
+# libuv or Lua, drivers cannot include Lua.
 $(BUILD)/obj/%.o: csrc/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(MOD_CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) -fvisibility=hidden $(LAYER_FLAGS) -c $< -o $@
 
-$(BUILD)/sip/core.so: $(CORE_OBJ) $(BIND_OBJ)
+$(BUILD)/sip/core.so: $(MODULE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN) -o $@ $^ $(LIBS)
 
-$(BUILD)/sip-compositor: csrc/compositor_main.c $(BUILD)/obj/compositor.o $(BUILD)/obj/causes.o $(HEADERS)
-	$(CC) $(BASE_CFLAGS) -Icsrc -o $@ csrc/compositor_main.c $(BUILD)/obj/compositor.o $(BUILD)/obj/causes.o -losip2 -losipparser2 -luv
+$(BUILD)/sip-compositor: $(COMP_MAIN) $(COMP_OBJ) $(call OBJ_OF,csrc/core/causes.c csrc/core/osip.c) $(HEADERS)
+	$(CC) $(BASE_CFLAGS) $(COMP_INC) -o $@ $(COMP_MAIN) $(COMP_OBJ) $(call OBJ_OF,csrc/core/causes.c csrc/core/osip.c) -losip2 -losipparser2 -luv
 
 # Installs the Debian packages the build and the suite need, when some are missing.
 deps:
@@ -87,8 +86,7 @@ valgrind: all
 # The same C built for LuaJIT (Lua 5.1 API + lua-compat-5.3), with the unit specs under it.
 luajit: deps
 	@mkdir -p build/luajit/sip
-	$(CC) $(BASE_CFLAGS) -I/usr/include/luajit-2.1 -I/usr/include/lua5.1 -Icsrc -fvisibility=hidden \
-	  -shared -o build/luajit/sip/core.so $(CORE_SRC) $(BIND_SRC) $(LIBS)
+	$(MAKE) --no-print-directory BUILD=build/luajit LUA_INCDIR="/usr/include/luajit-2.1 -I/usr/include/lua5.1" build/luajit/sip/core.so
 	SIP_BUILD=build/luajit luajit /usr/bin/busted --exclude-tags=integration
 
 # A bounded soak: publications with short Expires under random passing faults and one
@@ -105,7 +103,7 @@ rock:
 	luarocks --lua-version=5.4 --tree=./rocktree make --deps-mode=none rockspec/lua-sip-publish-scm-1.rockspec
 
 clean:
-	rm -rf build rocktree sip csrc/*.o
+	rm -rf build rocktree sip
 
 # ---- fuzzing (clang libFuzzer, ASan+UBSan, leak detection): fuzz/README.md --------------------
 # `make fuzz` builds every target in fuzz/ and runs each for FUZZ_SECONDS (corpus kept in
@@ -114,7 +112,7 @@ clean:
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := response pubnew scan
-FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(WARN) -Icsrc \
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(WARN) $(CORE_INC) \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 

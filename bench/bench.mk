@@ -6,11 +6,11 @@ BASE_CFLAGS ?= -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-paramete
 CORE_OBJ    ?= $(BUILD)/obj/core.o $(BUILD)/obj/message.o $(BUILD)/obj/causes.o
 LIBS        ?= -losip2 -losipparser2 -luv
 OUT         := $(BUILD)/bench
-CFLAGS      := $(BASE_CFLAGS) -Icsrc -Ibench
+CFLAGS      := $(BASE_CFLAGS) -Icsrc/include -Ibench
 # Sofia-SIP's headers as system headers: -Wextra -Werror apply to our code only.
 SOFIA_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags sofia-sip-ua))
 SOFIA_LIBS   := $(shell pkg-config --libs sofia-sip-ua)
-CORE_HDRS    := $(wildcard csrc/*.h) bench/inmem.h bench/countalloc.h
+CORE_HDRS    := $(wildcard csrc/include/*.h csrc/core/*.h) bench/inmem.h bench/countalloc.h
 
 PROGRAMS := $(OUT)/cpu_of $(OUT)/raw_echo $(OUT)/raw_udp $(OUT)/fast_responder $(OUT)/sofia_publish \
             $(OUT)/core_roundtrip $(OUT)/core_roundtrip_count $(OUT)/mem_core

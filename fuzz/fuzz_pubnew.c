@@ -1,7 +1,7 @@
 /* fuzz_pubnew.c — libFuzzer target: sipub_pub_new() and the requests built from fuzzed target,
  * event, content type, extra headers and body; a request must never carry an injected line. */
 #include "sipub.h"
-#include "message.h"
+#include "msg.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,7 +1,6 @@
 /* fuzz_scan.c — libFuzzer differential target: msg_parse_response (the scan.c fast path, then
  * libosip2) against libosip2 alone on the same datagram; any difference in outcome or field traps. */
-#include "message.h"
-#include "scan.h"
+#include "msg.h"
 #include "sipub.h"
 
 #include <stdint.h>

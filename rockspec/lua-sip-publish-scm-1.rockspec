@@ -24,12 +24,16 @@ build = {
   modules = {
     ["sip.core"] = {
       sources = {
-        "csrc/core.c", "csrc/message.c", "csrc/scan.c", "csrc/causes.c", "csrc/digest.c", "csrc/lsipub.c",
-        "csrc/driver_uv.c",
-        "csrc/lcompositor.c", "csrc/compositor.c",
+        "csrc/core/ua.c", "csrc/core/pub.c", "csrc/core/publish.c", "csrc/core/txn.c",
+        "csrc/core/heap.c", "csrc/core/auth.c", "csrc/core/check.c", "csrc/core/route.c",
+        "csrc/core/osip.c", "csrc/core/causes.c", "csrc/core/digest.c", "csrc/core/msg_util.c",
+        "csrc/core/msg_build.c", "csrc/core/msg_template.c", "csrc/core/msg_parse.c",
+        "csrc/core/msg_scan.c", "csrc/drivers/uv/uv_driver.c", "csrc/compositor/compositor.c",
+        "csrc/lua/lsipub.c", "csrc/lua/lloop.c", "csrc/lua/lua_ua.c", "csrc/lua/lua_pub.c",
+        "csrc/lua/ldrv_lua.c", "csrc/lua/lcompositor.c",
       },
       libraries = { "osip2", "osipparser2", "uv", "crypto" },
-      incdirs = { "csrc", "$(LIBUV_INCDIR)", "$(OSIP2_INCDIR)", "$(OSIPPARSER2_INCDIR)", "$(OPENSSL_INCDIR)" },
+      incdirs = { "csrc/include", "csrc/core", "csrc/drivers/uv", "csrc/lua", "csrc/compositor", "$(LIBUV_INCDIR)", "$(OSIP2_INCDIR)", "$(OSIPPARSER2_INCDIR)", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(LIBUV_LIBDIR)", "$(OSIP2_LIBDIR)", "$(OSIPPARSER2_LIBDIR)", "$(OPENSSL_LIBDIR)" },
       defines = { "_GNU_SOURCE" },
     },

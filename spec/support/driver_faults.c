@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "compositor.h"
+#include "sipub_compositor.h"
 #include "sipub.h"
 #include "sipub_uv.h"
 

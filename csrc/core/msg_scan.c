@@ -1,6 +1,6 @@
-/* scan.c — the fast path of msg_parse_response: reads the common responses (one Via, plain
+/* msg_scan.c — the fast path of msg_parse_response: reads the common responses (one Via, plain
  * From/To, no challenge, no folding) in one pass without libosip2 and declines everything else. */
-#include "scan.h"
+#include "msg.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -300,25 +300,6 @@ static char *dup_span(span s)
   return d;
 }
 
-/* The top Via branch, as parse_branch (message.c) reads it: z9hG4bK and 16 lower-case hex
- * digits of ours. */
-static uint64_t branch_value(span b, int *ours)
-{
-  const size_t plen = sizeof MSG_BRANCH_PREFIX - 1;
-  uint64_t v = 0;
-  *ours = 0;
-  if (b.n != plen + 16 || memcmp(b.p, MSG_BRANCH_PREFIX, plen) != 0) return 0;
-  for (size_t i = plen; i < b.n; i++) {
-    int c = (unsigned char)b.p[i], x;
-    if (c >= '0' && c <= '9') x = c - '0';
-    else if (c >= 'a' && c <= 'f') x = c - 'a' + 10;
-    else return 0;
-    v = (v << 4) | (uint64_t)x;
-  }
-  *ours = 1;
-  return v;
-}
-
 int msg_scan_response(const char *data, size_t len, msg_response *out)
 {
   const char *p = data, *end = data + len;
@@ -427,7 +408,7 @@ int msg_scan_response(const char *data, size_t len, msg_response *out)
   }
   out->status = status;
   out->reason = r;
-  out->branch = branch_value(branch, &out->branch_ours);
+  out->branch = msg_parse_branch(branch.p, branch.n, &out->branch_ours);
   out->cseq = (uint32_t)cseq;
   out->cseq_publish = method.n == 7 && memcmp(method.p, "PUBLISH", 7) == 0;
   out->call_id = id;

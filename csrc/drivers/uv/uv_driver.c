@@ -317,7 +317,8 @@ static int literal_addr(const char *host, int port, struct sockaddr_storage *ss)
 static int io_send(void *ud, const sipub_dest *target, const char *data, size_t len)
 {
   sipub_uv *drv = ud;
-  if (drv->closing) return -1;
+  /* UDP only: a request for TCP or TLS is refused, never sent in clear over UDP. */
+  if (drv->closing || target->tp != SIPUB_TP_UDP) return -1;
   dest *d = drv->dests;
   while (d && !(d->port == target->port && strcmp(d->host, target->host) == 0)) d = d->next;
   if (!d) {

@@ -1,7 +1,8 @@
 /* digest.c — digest challenges read with libosip2's header parser and answered with
  * OpenSSL's hashes (MD5, SHA-256, SHA-512/256), qop auth, auth-int or none (RFC 2069). */
 #include "digest.h"
-#include "message.h"
+#include "msg.h"
+#include "sipub.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,4 +236,25 @@ char *dg_authorization(const dg_challenge *c, const dg_credentials *cr, const ch
   free(quri);
   free(opaque);
   return out;
+}
+
+int sipub_digest_response(const sipub_digest_input *in, char out[129])
+{
+  dg_challenge c;
+  dg_credentials cr;
+  memset(&c, 0, sizeof c);
+  memset(&cr, 0, sizeof cr);
+  if (dg_algorithm(in->algorithm ? in->algorithm : "MD5", &c.hash, &c.sess) != 0) return SIPUB_EINVAL;
+  if (!in->qop) c.qop = DG_QOP_NONE;
+  else if (strcmp(in->qop, "auth") == 0) c.qop = DG_QOP_AUTH;
+  else if (strcmp(in->qop, "auth-int") == 0) c.qop = DG_QOP_AUTH_INT;
+  else return SIPUB_EINVAL;
+  c.realm = (char *)in->realm;
+  c.nonce = (char *)in->nonce;
+  cr.user = in->user;
+  cr.password = in->password;
+  cr.ha1[c.hash] = in->ha1;
+  if (!c.realm || !c.nonce || !cr.user || !in->method || !in->uri) return SIPUB_EINVAL;
+  return dg_response(&c, &cr, in->method, in->uri, in->body, in->body_len, in->nc,
+                     in->cnonce ? in->cnonce : "", out) == 0 ? 0 : SIPUB_EINVAL;
 }

@@ -1,6 +1,6 @@
 /* compositor.c — the test Event State Compositor: processes PUBLISH per RFC 3903 §6 (489,
  * 400, 423, 412, new entity-tag per success), expires state, answers retransmissions. */
-#include "compositor.h"
+#include "sipub_compositor.h"
 #include "sipub.h"
 
 #include <stdio.h>
@@ -768,21 +768,6 @@ static void on_closed(uv_handle_t *h)
   unref(h->data);
 }
 
-/* One-time libosip2 setup, here rather than the core's sipub_global_init() so that the
- * program links without the core: parser tables, and no trace output (libosip2 would print
- * parse errors of broken datagrams to stderr). Both are idempotent. */
-static void global_init(void)
-{
-  static int done;
-  if (!done) {
-    parser_init();
-    osip_trace_initialize(TRACE_LEVEL0, NULL);
-    for (int level = 0; level < END_TRACE_LEVEL; level++)
-      osip_trace_disable_level((osip_trace_level_t)level);
-    done = 1;
-  }
-}
-
 static int is_loopback(const struct sockaddr_storage *ss)
 {
   if (ss->ss_family == AF_INET)
@@ -796,7 +781,7 @@ sipub_compositor *sipub_compositor_new(uv_loop_t *loop, const sipub_compositor_o
 {
   struct sockaddr_storage ss;
   const char *host = o->host ? o->host : "127.0.0.1";
-  global_init();
+  sipub_global_init();
   memset(&ss, 0, sizeof ss);
   if (uv_ip4_addr(host, o->port, (struct sockaddr_in *)&ss) != 0 &&
       uv_ip6_addr(host, o->port, (struct sockaddr_in6 *)&ss) != 0) {

@@ -1,6 +1,6 @@
 /* compositor_main.c — `sip-compositor`, the test compositor as a program: listens on a
  * loopback UDP port, answers PUBLISH per RFC 3903, optionally scripted per request number. */
-#include "compositor.h"
+#include "sipub_compositor.h"
 
 #include <signal.h>
 #include <stdio.h>

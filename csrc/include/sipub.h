@@ -24,10 +24,15 @@ enum {
   SIPUB_ENOMEM = -4
 };
 
-/* Where a datagram goes: the next hop's host (name or literal) and port. */
+/* Transports. A reliable one (TCP, TLS) does its own retransmissions: no Timer E, Timer K = 0;
+ * SIPS needs TLS on every hop. */
+typedef enum sipub_transport { SIPUB_TP_UDP = 0, SIPUB_TP_TCP, SIPUB_TP_TLS } sipub_transport;
+
+/* Where a request goes: the next hop's host (name or literal), port and transport. */
 typedef struct sipub_dest {
   const char *host;
   int port;
+  sipub_transport tp;
 } sipub_dest;
 
 /* The transport seam. send() returns 0 when the datagram was handed to the network, or a
@@ -46,7 +51,7 @@ typedef struct sipub_config {
   const char *via_host;   /* sent-by written in Via */
   int via_port;
   const char *user_agent; /* NULL: no User-Agent header */
-  int reliable;           /* 1 for a reliable transport: no Timer E, Timer K = 0 */
+  sipub_transport transport; /* for next hops whose URI names none (sips: means TLS) */
   uint64_t seed;          /* seeds branch, tag and Call-ID generation */
   unsigned t1_ms, t2_ms, t4_ms; /* 0: RFC 3261 defaults 500, 4000, 5000 */
   /* Digest credentials (RFC 3261 §22). auth_user NULL: no authentication. */
@@ -91,6 +96,18 @@ extern const char *const SIPUB_CAUSE_PROTOCOL_ERROR;   /* "Protocol Error" */
 const char *sipub_reason_phrase(int code);
 /* Iterates the phrase table: returns the code at index i (and its phrase), or 0 past the end. */
 int sipub_reason_phrase_at(size_t i, const char **phrase);
+
+/* The request-digest (lower-case hex) a client answering one digest challenge computes
+ * (RFC 2617, RFC 7616): for checking against published vectors. algorithm NULL: MD5; qop NULL
+ * (none), "auth" or "auth-int"; ha1 instead of password. */
+typedef struct sipub_digest_input {
+  const char *algorithm, *qop, *realm, *nonce, *cnonce, *user, *password, *ha1, *method, *uri;
+  const char *body;
+  size_t body_len;
+  uint32_t nc;
+} sipub_digest_input;
+/* 0, or SIPUB_EINVAL for an unsupported algorithm or qop or a missing field. */
+int sipub_digest_response(const sipub_digest_input *in, char out[129]);
 
 /* One-time libosip2 parser initialisation; safe to call repeatedly. */
 void sipub_global_init(void);

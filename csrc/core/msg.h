@@ -1,12 +1,13 @@
-/* message.h — building PUBLISH requests and reading responses with libosip2: the only
+/* msg.h — building PUBLISH requests and reading responses with libosip2: the only
  * place of the core that knows the SIP syntax. Internal to the core. */
-#ifndef SIPUB_MESSAGE_H
-#define SIPUB_MESSAGE_H
+#ifndef SIPUB_MSG_H
+#define SIPUB_MSG_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "digest.h"
+#include "sipub.h"
 
 #define MSG_MAX_CHALLENGES 4
 
@@ -16,7 +17,7 @@ typedef struct msg_request {
   const char *ruri;
   const char *via_host;
   int via_port;
-  int reliable;
+  sipub_transport transport; /* written in Via */
   uint64_t branch;
   const char *from_uri;
   const char *from_tag;
@@ -118,5 +119,24 @@ char *msg_format(const char *f, ...) __attribute__((format(printf, 1, 2)));
 
 /* 1 when s (len bytes) holds no control character (CR, LF, NUL...) but horizontal tab. */
 int msg_header_safe(const char *s, size_t len);
+
+
+/* strdup that passes NULL through. */
+char *msg_strdup(const char *s);
+
+/* The 64-bit id of a branch this core generated (MSG_BRANCH_PREFIX and 16 lower-case hex
+ * digits), from the len bytes at b; *ours 0 when the branch has another shape. */
+uint64_t msg_parse_branch(const char *b, size_t len, int *ours);
+
+/* Reads a response datagram (len bytes). Returns 1 when it lies in the subset the scanner
+ * knows libosip2 reads the same way: out is filled as msg_parse_response fills it (strings
+ * malloc'd, released by msg_response_clear; the framing, len, body_off and body_len, as
+ * msg_parse_response computes it; no challenge). Returns 0 otherwise (or out of memory),
+ * out untouched. */
+int msg_scan_response(const char *data, size_t len, msg_response *out);
+
+/* msg_parse_response without the fast path: libosip2 alone. The reference the differential
+ * fuzz target (fuzz/fuzz_scan.c) holds msg_parse_response to. */
+int msg_parse_response_osip(const char *data, size_t len, msg_response *out);
 
 #endif

@@ -1,0 +1,226 @@
+/* core.h — the core's internal types (UA, publication, transaction, timers, events) and the
+ * functions its files share. Internal to the core: never included by drivers or bindings. */
+#ifndef SIPUB_CORE_H
+#define SIPUB_CORE_H
+
+#include "sipub.h"
+#include "msg.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MAX_423_RETRIES 2
+#define MIN_RETRY_MS 50 /* below this, a retry could not be answered before the state ends */
+
+/* ---- timers: a binary min-heap of deadlines embedded in their owners (heap.c) ---------- */
+
+typedef struct timer timer;
+typedef void (*timer_fn)(sipub_ua *ua, timer *t);
+struct timer {
+  uint64_t at;
+  size_t idx; /* position in the heap + 1; 0 when not armed */
+  timer_fn fire;
+};
+
+/* Each entry carries its deadline: sifting compares contiguous keys instead of chasing a
+ * pointer per comparison (100 000 armed timers make a heap about 17 levels deep). */
+typedef struct heap_entry {
+  uint64_t at;
+  timer *t;
+} heap_entry;
+
+typedef struct heap {
+  heap_entry *v;
+  size_t n, cap;
+} heap;
+
+void timer_stop(heap *h, timer *t);
+int timer_start(heap *h, timer *t, uint64_t at);
+
+/* ---- data ---------------------------------------------------------------------------- */
+
+typedef enum { OP_INITIAL, OP_REFRESH, OP_MODIFY, OP_REMOVE } op_kind;
+typedef enum { Q_NONE, Q_PUBLISH, Q_REFRESH, Q_REMOVE } queued_kind;
+typedef enum { TX_TRYING, TX_PROCEEDING, TX_COMPLETED } tx_state;
+
+typedef struct txn txn;
+typedef struct response_ref response_ref;
+
+/* What a transaction reports to its owner (the publication policy, publish.c). */
+typedef struct txn_ops {
+  /* A provisional response, the first of each status code. */
+  void (*provisional)(void *owner, response_ref *resp);
+  /* The end: a final response (mr, resp), or none (mr NULL; cause: a timeout or a transport
+   * error). The transaction is gone or Completed when this runs. */
+  void (*final)(void *owner, const msg_response *mr, response_ref *resp, const char *cause);
+} txn_ops;
+
+/* A request to send: where (host borrowed: it must outlive the transaction's owner), what,
+ * and the CSeq number and Call-ID its responses must carry (call_id borrowed likewise). */
+typedef struct txn_request {
+  sipub_dest dest;
+  const char *call_id;
+  uint32_t cseq;
+  char *data; /* malloc'd; the transaction owns it from txn_start() on */
+  size_t len;
+} txn_request;
+
+struct txn {
+  timer tm;          /* next of Timer E / Timer F, or Timer K once completed */
+  uint64_t branch;
+  txn *hnext;        /* hash chain */
+  txn *aprev, *anext; /* the UA's active (not Completed) transactions */
+  const txn_ops *ops;
+  void *owner;       /* NULL once Completed */
+  sipub_dest dest;
+  const char *call_id;
+  int reliable;      /* follows dest.tp: no Timer E, Timer K = 0 */
+  tx_state state;
+  uint32_t cseq;
+  int last_1xx;
+  uint64_t started;  /* first transmission: the server's interval starts no earlier */
+  uint64_t e_at, f_at;
+  unsigned e_interval;
+  char *req;
+  size_t req_len;
+};
+
+/* What a finished request was: its operation, the Expires it carried, its first sending. */
+typedef struct sent_info {
+  op_kind op;
+  int expires;
+  uint64_t started; /* when the request was first sent */
+} sent_info;
+
+struct sipub_pub {
+  sipub_ua *ua;
+  sipub_pub *prev, *next; /* the UA's list */
+  void *user;
+  timer refresh;
+  char *target, *event, *content_type, *call_id, *from_tag;
+  char **extra_names, **extra_values;
+  size_t n_extra;
+  char *dest_host;  /* the next hop: outbound proxy or the target's host */
+  int dest_port;
+  sipub_transport dest_tp;
+  int expires_opt;  /* the configured expires */
+  int req_expires;  /* what requests ask for: expires_opt, raised by 423 */
+  uint32_t cseq;
+  char *etag;
+  msg_template tpl; /* its requests' fixed text (tpl.text NULL: built by libosip2 each time) */
+  int tpl_tried;
+  int uri_verbatim; /* libosip2 writes the target as given */
+  char *body;       /* the last body given */
+  size_t body_len;
+  txn *tx;          /* in flight */
+  sent_info inflight; /* what tx carries */
+  queued_kind queued;
+  int closed, unpublish_on_close, released, listed;
+  int recovering;   /* an initial PUBLISH sent after a 412 is in flight */
+  int retries_423;
+  uint64_t valid_until;    /* when the state the server granted expires (0: none) */
+  unsigned backoff_ms;     /* the last back-off after a transient refresh failure */
+  int retry_pending;       /* the refresh timer is a retry of retry_op */
+  op_kind retry_op;
+  int auth_rounds[2];      /* challenges answered for the request in flight: 401, 407 */
+  int auth_stale_used[2];  /* the extra retry a stale=true challenge allows */
+  unsigned pending_events; /* queued events */
+  int held;                /* its event is the one poll handed out last */
+};
+
+struct response_ref {
+  sipub_response r;
+  int refs;
+};
+
+typedef struct queued_event {
+  sipub_event_kind kind;
+  sipub_pub *pub;
+  response_ref *resp;
+  int status;
+  const char *cause;
+} queued_event;
+
+/* The last challenge answered, reused pre-emptively with an incremented nc for later
+ * requests to the same next hop, so that a steady-state refresh costs one round trip. */
+typedef struct auth_slot {
+  int valid;
+  dg_challenge ch;
+  uint32_t nc;
+  char *dest_host;  /* the next hop: outbound proxy or the target's host */
+  int dest_port;
+  sipub_transport dest_tp;
+} auth_slot;
+
+struct sipub_ua {
+  sipub_io io;
+  dg_credentials creds;
+  char *cred_strings[6]; /* owned copies behind creds, wiped when freed */
+  auth_slot auth[2];     /* WWW-Authenticate, Proxy-Authenticate */
+  char *aor, *proxy_host, *via_host, *user_agent;
+  int proxy_port, via_port;
+  sipub_transport transport; /* for URIs that do not name one */
+  unsigned t1, t2, t4;
+  uint64_t now, rng;
+  int closing;
+  int tpl_shape;         /* request templates: 0 unchecked, 1 agree with libosip2, -1 not */
+  msg_skeleton skel;     /* the skeleton of templates without extra headers, for: */
+  char *skel_event, *skel_ctype;
+  sipub_transport skel_tp;
+  heap timers;
+  txn **buckets;         /* transactions by branch */
+  txn *active;           /* those not Completed */
+  size_t nbuckets, ntx, nactive_tx;
+  sipub_pub *pubs;
+  size_t npubs;
+  queued_event *evq;
+  size_t evq_head, evq_len, evq_cap;
+  queued_event current; /* the event last handed out by poll */
+};
+
+/* ua.c */
+uint64_t rng_next(sipub_ua *ua);
+char *random_token(sipub_ua *ua);
+void response_unref(response_ref *r);
+void push_event(sipub_ua *ua, sipub_pub *pub, sipub_event_kind kind, response_ref *resp,
+                const char *cause);
+
+/* pub.c */
+void pub_free(sipub_pub *p);
+void pub_maybe_free(sipub_pub *p);
+
+/* txn.c */
+int txn_table_init(sipub_ua *ua);
+void txn_table_free(sipub_ua *ua);
+/* A transaction with a fresh branch (to write in the request), not started; NULL: no memory. */
+txn *txn_new(sipub_ua *ua);
+void txn_discard(sipub_ua *ua, txn *t); /* one never started */
+/* Sends rq and arms Timer E/F. -1 when the first send was refused: t is gone, and ops are
+ * not called (the caller reports it). */
+int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, void *owner);
+/* The owner goes away: t ends without a report. */
+void txn_abandon(sipub_ua *ua, txn *t);
+/* Every active transaction over dest ends with cause. */
+void txn_flow_failed(sipub_ua *ua, const sipub_dest *dest, const char *cause);
+
+/* publish.c */
+void pub_send(sipub_pub *p, op_kind op);
+void pub_forget(sipub_pub *p);
+void pub_refresh_fire(sipub_ua *ua, timer *tm);
+void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr, response_ref *resp,
+               const char *cause);
+
+/* auth.c */
+int auth_answer_challenge(sipub_pub *p, const sent_info *si, const msg_response *mr);
+void auth_add_headers(sipub_pub *p, msg_request *r, char *values[2]);
+
+/* check.c */
+int check_uri(const char *s, int *verbatim);
+int check_token(const char *s);
+int check_content_type(const char *s);
+int check_split_extra(sipub_pub *p, const char *const *lines);
+
+/* route.c */
+int route_pick_dest(sipub_pub *p, const char *target);
+
+#endif

@@ -1,0 +1,289 @@
+/* txn.c — the RFC 3261 §17.1.2 non-INVITE client transaction: branch table, matching of
+ * responses, Timer E (retransmission), F (timeout) and K; it reports to its owner (txn_ops). */
+#include "core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static size_t bucket_of(const sipub_ua *ua, uint64_t branch)
+{
+  return (size_t)(branch ^ (branch >> 32)) & (ua->nbuckets - 1);
+}
+
+static int table_grow(sipub_ua *ua)
+{
+  size_t n = ua->nbuckets ? ua->nbuckets * 2 : 256;
+  txn **b = calloc(n, sizeof *b);
+  if (!b) return -1;
+  for (size_t i = 0; i < ua->nbuckets; i++) {
+    txn *t = ua->buckets[i];
+    while (t) {
+      txn *next = t->hnext;
+      size_t k = (size_t)(t->branch ^ (t->branch >> 32)) & (n - 1);
+      t->hnext = b[k];
+      b[k] = t;
+      t = next;
+    }
+  }
+  free(ua->buckets);
+  ua->buckets = b;
+  ua->nbuckets = n;
+  return 0;
+}
+
+int txn_table_init(sipub_ua *ua)
+{
+  return table_grow(ua);
+}
+
+static txn *find(const sipub_ua *ua, uint64_t branch)
+{
+  if (!ua->nbuckets) return NULL;
+  for (txn *t = ua->buckets[bucket_of(ua, branch)]; t; t = t->hnext)
+    if (t->branch == branch) return t;
+  return NULL;
+}
+
+/* Active transactions (Trying or Proceeding) are also on a list, for a failed flow. */
+static void unlist(sipub_ua *ua, txn *t)
+{
+  if (t->state == TX_COMPLETED) return;
+  if (t->aprev) t->aprev->anext = t->anext; else ua->active = t->anext;
+  if (t->anext) t->anext->aprev = t->aprev;
+  t->aprev = t->anext = NULL;
+  ua->nactive_tx--;
+}
+
+static void destroy(sipub_ua *ua, txn *t)
+{
+  txn **pp = &ua->buckets[bucket_of(ua, t->branch)];
+  while (*pp && *pp != t) pp = &(*pp)->hnext;
+  if (*pp) *pp = t->hnext;
+  timer_stop(&ua->timers, &t->tm);
+  unlist(ua, t);
+  ua->ntx--;
+  free(t->req);
+  free(t);
+}
+
+static void fire(sipub_ua *ua, timer *tm);
+
+txn *txn_new(sipub_ua *ua)
+{
+  if (ua->ntx + 1 > ua->nbuckets && table_grow(ua) != 0) return NULL;
+  txn *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  do t->branch = rng_next(ua); while (find(ua, t->branch));
+  t->tm.fire = fire;
+  return t;
+}
+
+void txn_discard(sipub_ua *ua, txn *t)
+{
+  (void)ua;
+  if (!t) return;
+  free(t->req);
+  free(t);
+}
+
+static int send_request(sipub_ua *ua, txn *t)
+{
+  return ua->io.send(ua->io.ud, &t->dest, t->req, t->req_len);
+}
+
+static void arm(sipub_ua *ua, txn *t)
+{
+  uint64_t at = t->f_at;
+  if (!t->reliable && t->e_at < at) at = t->e_at;
+  timer_start(&ua->timers, &t->tm, at);
+}
+
+int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, void *owner)
+{
+  size_t b = bucket_of(ua, t->branch);
+  t->hnext = ua->buckets[b];
+  ua->buckets[b] = t;
+  ua->ntx++;
+  t->anext = ua->active;
+  if (ua->active) ua->active->aprev = t;
+  ua->active = t;
+  ua->nactive_tx++;
+
+  t->ops = ops;
+  t->owner = owner;
+  t->dest = rq->dest;
+  t->call_id = rq->call_id;
+  t->cseq = rq->cseq;
+  t->req = rq->data;
+  t->req_len = rq->len;
+  /* A reliable transport retransmits for us: no Timer E, and Timer K = 0 (RFC 3261 §17.1.2.2). */
+  t->reliable = rq->dest.tp != SIPUB_TP_UDP;
+  t->started = ua->now;
+  t->e_interval = ua->t1;
+  t->e_at = ua->now + ua->t1;
+  t->f_at = ua->now + 64 * (uint64_t)ua->t1;
+  if (send_request(ua, t) != 0) {
+    t->owner = NULL;
+    destroy(ua, t);
+    return -1;
+  }
+  arm(ua, t);
+  return 0;
+}
+
+void txn_abandon(sipub_ua *ua, txn *t)
+{
+  if (t) destroy(ua, t);
+}
+
+/* Moves t to Completed (Timer K absorbs retransmitted finals) or destroys it. */
+static void complete(sipub_ua *ua, txn *t)
+{
+  if (t->reliable) { /* Timer K = 0 */
+    destroy(ua, t);
+    return;
+  }
+  unlist(ua, t);
+  t->state = TX_COMPLETED;
+  t->owner = NULL;
+  t->call_id = NULL;
+  free(t->req);
+  t->req = NULL;
+  timer_start(&ua->timers, &t->tm, ua->now + ua->t4);
+}
+
+/* The transaction ended without a response (timeout, transport error): tell the owner. */
+static void fail(sipub_ua *ua, txn *t, const char *cause)
+{
+  const txn_ops *ops = t->ops;
+  void *owner = t->owner;
+  destroy(ua, t);
+  if (owner) ops->final(owner, NULL, NULL, cause);
+}
+
+static void fire(sipub_ua *ua, timer *tm)
+{
+  txn *t = (txn *)tm; /* the timer is the first member */
+  if (t->state == TX_COMPLETED) { /* Timer K */
+    destroy(ua, t);
+    return;
+  }
+  if (ua->now >= t->f_at) { /* Timer F */
+    fail(ua, t, SIPUB_CAUSE_REQUEST_TIMEOUT);
+    return;
+  }
+  /* Timer E: retransmit, doubling up to T2 in Trying, every T2 in Proceeding. */
+  if (send_request(ua, t) != 0) {
+    fail(ua, t, SIPUB_CAUSE_CONNECTION_ERROR);
+    return;
+  }
+  if (t->state == TX_TRYING) {
+    t->e_interval = t->e_interval * 2 < ua->t2 ? t->e_interval * 2 : ua->t2;
+  } else {
+    t->e_interval = ua->t2;
+  }
+  t->e_at = ua->now + t->e_interval;
+  arm(ua, t);
+}
+
+static int same_dest(const sipub_dest *a, const sipub_dest *b)
+{
+  return a->port == b->port && a->tp == b->tp && strcmp(a->host, b->host) == 0;
+}
+
+void txn_flow_failed(sipub_ua *ua, const sipub_dest *dest, const char *cause)
+{
+  /* Collect first: an owner told of the failure may start new transactions, to this flow
+   * too (they are not failed: their own send says whether the flow works again). */
+  size_t n = 0;
+  for (txn *t = ua->active; t; t = t->anext)
+    if (same_dest(&t->dest, dest)) n++;
+  if (!n) return;
+  txn **v = malloc(n * sizeof *v);
+  if (!v) return;
+  n = 0;
+  for (txn *t = ua->active; t; t = t->anext)
+    if (same_dest(&t->dest, dest)) v[n++] = t;
+  for (size_t i = 0; i < n; i++) fail(ua, v[i], cause);
+  free(v);
+}
+
+/* ---- receiving ----------------------------------------------------------------------- */
+
+static response_ref *response_copy(msg_response *mr, const char *data)
+{
+  response_ref *resp = calloc(1, sizeof *resp);
+  char *copy = malloc(mr->len + 1);
+  if (!resp || !copy) {
+    free(resp);
+    free(copy);
+    return NULL;
+  }
+  memcpy(copy, data, mr->len);
+  copy[mr->len] = '\0';
+  resp->r.status = mr->status;
+  resp->r.reason = mr->reason;
+  mr->reason = NULL;
+  resp->r.data = copy;
+  resp->r.len = mr->len;
+  resp->r.body = copy + mr->body_off;
+  resp->r.body_len = mr->body_len;
+  resp->refs = 1;
+  return resp;
+}
+
+void sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const char *data, size_t len)
+{
+  msg_response mr;
+  if (now_ms > ua->now) ua->now = now_ms;
+  if (msg_parse_response(data, len, &mr) != 0) return;
+  txn *t = mr.branch_ours ? find(ua, mr.branch) : NULL;
+  if (!t || !mr.cseq_publish || mr.cseq != t->cseq) goto done;
+  if (t->state == TX_COMPLETED) goto done; /* a retransmitted final: absorbed */
+  if (!t->call_id || strcmp(mr.call_id, t->call_id) != 0) goto done;
+
+  response_ref *resp = response_copy(&mr, data);
+  if (!resp) goto done;
+  const txn_ops *ops = t->ops;
+  void *owner = t->owner;
+  if (mr.status < 200) {
+    if (t->state == TX_TRYING) t->state = TX_PROCEEDING;
+    if (!t->reliable && t->e_interval != ua->t2) { /* Proceeding: retransmit every T2 */
+      t->e_interval = ua->t2;
+      t->e_at = ua->now + ua->t2;
+      arm(ua, t);
+    }
+    if (mr.status != t->last_1xx) {
+      t->last_1xx = mr.status;
+      ops->provisional(owner, resp);
+    }
+  } else {
+    complete(ua, t);
+    ops->final(owner, &mr, resp, NULL);
+  }
+  response_unref(resp);
+done:
+  msg_response_clear(&mr);
+}
+
+void sipub_ua_dest_failed(sipub_ua *ua, const char *host, int port)
+{
+  sipub_dest d = { host, port, SIPUB_TP_UDP };
+  txn_flow_failed(ua, &d, SIPUB_CAUSE_CONNECTION_ERROR);
+}
+
+void txn_table_free(sipub_ua *ua)
+{
+  for (size_t i = 0; i < ua->nbuckets; i++) {
+    txn *t = ua->buckets[i];
+    while (t) {
+      txn *next = t->hnext;
+      free(t->req);
+      free(t);
+      t = next;
+    }
+  }
+  free(ua->buckets);
+  ua->buckets = NULL;
+  ua->nbuckets = 0;
+}

@@ -1,0 +1,259 @@
+/* lloop.c — the binding's event loop and what runs on it: the private libuv loop, sip.run,
+ * sip.now, sip.timer, and the protected call through which every loop callback enters Lua. */
+#include "lsipub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TIMER_MT "sip.timer"
+#define LOOP_MT "sip.loop"
+
+/* ---- errors raised by callbacks -------------------------------------------------------- */
+
+void lsipub_report_error(lua_State *L)
+{
+  const char *msg = lua_tostring(L, -1);
+  if (!msg) msg = "(error object is not a string)";
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &lsipub_error_key);
+  if (lua_isfunction(L, -1)) {
+    lua_pushstring(L, msg);
+    if (lua_pcall(L, 1, 0, 0) == LUA_OK) return;
+    fprintf(stderr, "sip: error in sip.on_error: %s\n", lua_tostring(L, -1));
+  }
+  lua_pop(L, 1);
+  fprintf(stderr, "sip: error in event handler: %s\n", msg);
+}
+
+static int traceback(lua_State *L)
+{
+  const char *msg = lua_tostring(L, 1);
+  if (!msg) msg = luaL_tolstring(L, 1, NULL);
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+int lsipub_pcall(lua_State *L, int nargs)
+{
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, traceback);
+  lua_insert(L, base);
+  int st = lua_pcall(L, nargs, 0, base);
+  if (st != LUA_OK) {
+    lsipub_report_error(L);
+    lua_pop(L, 1);
+  }
+  lua_remove(L, base);
+  return st;
+}
+
+static int l_report_error(lua_State *L)
+{
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  lsipub_report_error(L);
+  return 0;
+}
+
+
+lua_State *lsipub_mainthread(lua_State *L)
+{
+#if LUA_VERSION_NUM >= 502
+  (void)lsipub_mainthread_key;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+#else
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &lsipub_mainthread_key);
+#endif
+  lua_State *m = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  return m ? m : L;
+}
+
+/* ---- the private loop ------------------------------------------------------------------ */
+
+typedef struct loop_box {
+  uv_loop_t loop;
+  int running;
+} loop_box;
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static int loop_gc(lua_State *L)
+{
+  loop_box *b = luaL_checkudata(L, 1, LOOP_MT);
+  /* Handles of collected objects are closing already; close whatever is left, let their
+   * close callbacks run, then release the loop. */
+  for (int i = 0; i < 100 && uv_loop_close(&b->loop) == UV_EBUSY; i++) {
+    uv_walk(&b->loop, close_walk, NULL);
+    uv_run(&b->loop, UV_RUN_NOWAIT);
+  }
+  return 0;
+}
+
+static loop_box *get_loop_box(lua_State *L)
+{
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &lsipub_loop_key);
+  loop_box *b = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (b) return b;
+  b = lua_newuserdata(L, sizeof *b);
+  memset(b, 0, sizeof *b);
+  if (uv_loop_init(&b->loop) != 0) luaL_error(L, "sip: cannot create an event loop");
+  luaL_newmetatable(L, LOOP_MT);
+  lua_pushcfunction(L, loop_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lsipub_loop_key);
+  return b;
+}
+
+uv_loop_t *lsipub_loop(lua_State *L)
+{
+  return &get_loop_box(L)->loop;
+}
+
+/* core.run([mode[, incremental]]). With incremental true, Lua 5.4's collector is made
+ * incremental first if it is generational (the lua5.4 interpreter starts it so): a
+ * generational major collection is not incremental, it marks and sweeps the whole heap in
+ * one go, and with 100 000 publications (~150 MB of heap) that stops the loop for about a
+ * second, long enough for refreshes to come late. The incremental collector spreads the
+ * same work over small steps. */
+static int l_run(lua_State *L)
+{
+  static const char *const modes[] = { "default", "once", "nowait", NULL };
+  static const uv_run_mode umodes[] = { UV_RUN_DEFAULT, UV_RUN_ONCE, UV_RUN_NOWAIT };
+  int m = luaL_checkoption(L, 1, "default", modes);
+  loop_box *b = get_loop_box(L);
+  if (b->running) return luaL_error(L, "sip.run: the loop is already running");
+#if LUA_VERSION_NUM >= 504
+  if (lua_toboolean(L, 2)) lua_gc(L, LUA_GCINC, 0, 0, 0); /* 0: parameters unchanged */
+#endif
+  b->running = 1;
+  int alive = uv_run(&b->loop, umodes[m]);
+  b->running = 0;
+  lua_pushboolean(L, alive != 0);
+  return 1;
+}
+
+/* Monotonic time in seconds (libuv's high-resolution clock). */
+static int l_now(lua_State *L)
+{
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  return 1;
+}
+
+static int l_stop(lua_State *L)
+{
+  uv_stop(lsipub_loop(L));
+  return 0;
+}
+
+/* ---- timers ---------------------------------------------------------------------------- */
+
+typedef struct ltimer {
+  uv_timer_t h;
+  lua_State *L;
+  int fn_ref, self_ref;
+} ltimer;
+
+static void timer_free_cb(uv_handle_t *h)
+{
+  free(h->data);
+}
+
+static void timer_unanchor(ltimer *t)
+{
+  luaL_unref(t->L, LUA_REGISTRYINDEX, t->self_ref);
+  t->self_ref = LUA_NOREF;
+}
+
+static void on_lua_timer(uv_timer_t *h)
+{
+  ltimer *t = h->data;
+  lua_State *L = t->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->fn_ref);
+  timer_unanchor(t);
+  lsipub_pcall(L, 0);
+}
+
+static ltimer *check_timer(lua_State *L)
+{
+  ltimer **box = luaL_checkudata(L, 1, TIMER_MT);
+  return *box;
+}
+
+static int l_timer(lua_State *L)
+{
+  lua_Number secs = luaL_checknumber(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_argcheck(L, secs >= 0, 1, "seconds must be >= 0");
+  ltimer **box = lua_newuserdata(L, sizeof *box);
+  *box = NULL;
+  luaL_setmetatable(L, TIMER_MT);
+  ltimer *t = calloc(1, sizeof *t);
+  if (!t) return luaL_error(L, "sip.timer: out of memory");
+  *box = t;
+  t->L = lsipub_mainthread(L);
+  uv_timer_init(lsipub_loop(L), &t->h);
+  t->h.data = t;
+  lua_pushvalue(L, 2);
+  t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, -1);
+  t->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  uv_timer_start(&t->h, on_lua_timer, (uint64_t)(secs * 1000 + 0.5), 0);
+  return 1;
+}
+
+static int l_timer_stop(lua_State *L)
+{
+  ltimer *t = check_timer(L);
+  if (t) {
+    uv_timer_stop(&t->h);
+    timer_unanchor(t);
+  }
+  return 0;
+}
+
+/* A guard timer that should not keep sip.run() going by itself. */
+static int l_timer_unref(lua_State *L)
+{
+  ltimer *t = check_timer(L);
+  if (t) uv_unref((uv_handle_t *)&t->h);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int l_timer_gc(lua_State *L)
+{
+  ltimer **box = luaL_checkudata(L, 1, TIMER_MT);
+  ltimer *t = *box;
+  if (t) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->fn_ref);
+    uv_close((uv_handle_t *)&t->h, timer_free_cb);
+    *box = NULL;
+  }
+  return 0;
+}
+
+void lsipub_loop_open(lua_State *L)
+{
+  static const luaL_Reg timer_methods[] = {
+    { "stop", l_timer_stop }, { "unref", l_timer_unref }, { NULL, NULL }
+  };
+  static const luaL_Reg funcs[] = {
+    { "run", l_run }, { "stop", l_stop }, { "timer", l_timer }, { "now", l_now },
+    { "report_error", l_report_error }, { NULL, NULL }
+  };
+  /* The loop first: at lua_close finalizers run newest first, so every user agent, timer
+   * and compositor closes its handles before the loop itself is torn down. */
+  get_loop_box(L);
+#if LUA_VERSION_NUM < 502
+  lua_pushthread(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lsipub_mainthread_key);
+#endif
+  lsipub_new_class(L, TIMER_MT, timer_methods, l_timer_gc);
+  luaL_setfuncs(L, funcs, 0);
+}

@@ -1,0 +1,1 @@
+#error "drivers know nothing of Lua: lua.h is not for csrc/drivers"

@@ -1,0 +1,1 @@
+#error "drivers know nothing of Lua: luajit.h is not for csrc/drivers"
