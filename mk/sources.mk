@@ -13,7 +13,7 @@ CORE_SRC := csrc/core/ua.c csrc/core/pub.c csrc/core/publish.c csrc/core/txn.c c
             csrc/core/msg_template.c csrc/core/msg_parse.c csrc/core/msg_scan.c
 UV_SRC   := csrc/drivers/uv/uv_driver.c
 LUA_SRC  := csrc/lua/lsipub.c csrc/lua/lloop.c csrc/lua/lua_ua.c csrc/lua/lua_pub.c \
-            csrc/lua/ldrv_lua.c csrc/lua/lcompositor.c
+            csrc/lua/ldrv_lua.c csrc/lua/ldrv_uv.c csrc/lua/lcompositor.c
 COMP_SRC := csrc/compositor/compositor.c
 COMP_MAIN := csrc/compositor/main.c
 

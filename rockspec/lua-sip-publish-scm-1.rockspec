@@ -30,7 +30,7 @@ build = {
         "csrc/core/msg_build.c", "csrc/core/msg_template.c", "csrc/core/msg_parse.c",
         "csrc/core/msg_scan.c", "csrc/drivers/uv/uv_driver.c", "csrc/compositor/compositor.c",
         "csrc/lua/lsipub.c", "csrc/lua/lloop.c", "csrc/lua/lua_ua.c", "csrc/lua/lua_pub.c",
-        "csrc/lua/ldrv_lua.c", "csrc/lua/lcompositor.c",
+        "csrc/lua/ldrv_lua.c", "csrc/lua/ldrv_uv.c", "csrc/lua/lcompositor.c",
       },
       libraries = { "osip2", "osipparser2", "uv", "crypto" },
       incdirs = { "csrc/include", "csrc/core", "csrc/drivers/uv", "csrc/lua", "csrc/compositor", "$(LIBUV_INCDIR)", "$(OSIP2_INCDIR)", "$(OSIPPARSER2_INCDIR)", "$(OPENSSL_INCDIR)" },
@@ -44,6 +44,7 @@ build = {
     ["sip.response"] = "lua/sip/response.lua",
     ["sip.check"] = "lua/sip/check.lua",
     ["sip.testing"] = "lua/sip/testing.lua",
+    ["sip.vnet"] = "lua/sip/vnet.lua",
     ["sip.compositor"] = "lua/sip/compositor.lua",
   },
 }

@@ -15,11 +15,11 @@ local function reply(ua, data, code, extra)
   local msg = ("SIP/2.0 %d Whatever\r\nVia: %s\r\nFrom: %s\r\nTo: %s;tag=x\r\nCall-ID: %s\r\n" ..
                "CSeq: %s\r\n%sContent-Length: 0\r\n\r\n"):format(code, header(data, "Via"),
     header(data, "From"), header(data, "To"), header(data, "Call%-ID"), header(data, "CSeq"), extra or "")
-  ua._core:_vreceive(msg)
+  ua._net:receive(msg)
 end
 
 local function one_sent(ua)
-  local sent = ua._core:_vsent()
+  local sent = ua._net:take()
   assert.are.equal(1, #sent)
   return sent[1].data
 end
@@ -40,7 +40,7 @@ describe("lifetime", function()
     reply(ua, req, 200, "SIP-ETag: e1\r\nExpires: 60\r\n")
     assert.are.same({ "OK" }, events)
     -- and it keeps refreshing
-    ua._core:_vadvance(54000)
+    ua._net:advance(54000)
     assert.are.equal("e1", header(one_sent(ua), "SIP%-If%-Match"))
   end)
 
@@ -115,11 +115,11 @@ describe("lifetime", function()
     local ua = new_ua()
     local a = ua:publish("sip:alice@example.com", "presence", "A")
     local b = ua:publish("sip:bob@example.com", "presence", "B")
-    local sent = ua._core:_vsent()
+    local sent = ua._net:take()
     reply(ua, sent[2].data, 200, "SIP-ETag: eb\r\nExpires: 60\r\n")
     a:on("published", function() ua:close() end)
     reply(ua, sent[1].data, 200, "SIP-ETag: ea\r\nExpires: 60\r\n")
-    local removes = ua._core:_vsent()
+    local removes = ua._net:take()
     assert.are.equal(2, #removes)
     for _, r in ipairs(removes) do reply(ua, r.data, 200) end
     assert.are.equal("closed", (ua._core:state()))

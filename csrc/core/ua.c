@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -144,6 +145,9 @@ sipub_ua *sipub_ua_new(const sipub_config *cfg, const sipub_io *io, uint64_t now
   ua->t2 = cfg->t2_ms ? cfg->t2_ms : 4000;
   ua->t4 = cfg->t4_ms ? cfg->t4_ms : 5000;
   ua->rng = cfg->seed;
+  /* No seed given: draw one, so that two processes never share branches, tags or Call-IDs. */
+  if (!ua->rng && RAND_bytes((unsigned char *)&ua->rng, sizeof ua->rng) != 1)
+    ua->rng = now_ms ^ (uint64_t)(uintptr_t)ua;
   ua->now = now_ms;
   const char *cred_in[6] = { cfg->auth_user, cfg->password, cfg->ha1_md5, cfg->ha1_sha256,
                              cfg->ha1_sha512_256, cfg->realm };

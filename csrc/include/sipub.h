@@ -52,7 +52,7 @@ typedef struct sipub_config {
   int via_port;
   const char *user_agent; /* NULL: no User-Agent header */
   sipub_transport transport; /* for next hops whose URI names none (sips: means TLS) */
-  uint64_t seed;          /* seeds branch, tag and Call-ID generation */
+  uint64_t seed;          /* seeds branch, tag and Call-ID generation; 0: a random one */
   unsigned t1_ms, t2_ms, t4_ms; /* 0: RFC 3261 defaults 500, 4000, 5000 */
   /* Digest credentials (RFC 3261 §22). auth_user NULL: no authentication. */
   const char *auth_user;

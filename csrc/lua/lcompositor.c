@@ -1,6 +1,7 @@
 /* lcompositor.c — the test compositor as Lua userdata (sip.core.compositor_new), running on
  * the module's loop; an on_request hook in Lua can script any answer. */
 #include "lsipub.h"
+#include "sipub_uv.h"
 #include "sipub_compositor.h"
 
 #include <stdio.h>

@@ -2,6 +2,8 @@
  * sip.now, sip.timer, and the protected call through which every loop callback enters Lua. */
 #include "lsipub.h"
 
+#include <uv.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

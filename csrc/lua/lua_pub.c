@@ -88,9 +88,9 @@ static lua_pub *check_pub(lua_State *L)
 }
 
 
-static int pub_result(lua_State *L, lua_pub *lp, int rc)
+static int pub_result(lua_State *L, lua_pub *lp, lua_State *saved, int rc)
 {
-  lsipub_settle(L, lp->ua);
+  lsipub_leave(L, lp->ua, saved);
   if (lp->ua->core) lsipub_unanchor(L, lp);
   if (rc == SIPUB_OK) {
     lua_pushboolean(L, 1);
@@ -106,8 +106,8 @@ static int l_pub_publish(lua_State *L)
   lua_pub *lp = check_pub(L);
   size_t len = 0;
   const char *body = luaL_optlstring(L, 2, NULL, &len);
-  lsipub_ua_time(lp->ua);
-  return pub_result(L, lp, sipub_pub_publish(lp->pub, body, len));
+  lua_State *saved = lsipub_enter(L, lp->ua);
+  return pub_result(L, lp, saved, sipub_pub_publish(lp->pub, body, len));
 }
 
 static int l_pub_resume(lua_State *L)
@@ -115,8 +115,8 @@ static int l_pub_resume(lua_State *L)
   lua_pub *lp = check_pub(L);
   size_t len = 0;
   const char *body = luaL_checklstring(L, 2, &len);
-  lsipub_ua_time(lp->ua);
-  return pub_result(L, lp, sipub_pub_resume(lp->pub, body, len));
+  lua_State *saved = lsipub_enter(L, lp->ua);
+  return pub_result(L, lp, saved, sipub_pub_resume(lp->pub, body, len));
 }
 
 /* Nothing once the publication is closed (closing already unpublished it, or forgot it). */
@@ -127,15 +127,15 @@ static int l_pub_unpublish(lua_State *L)
     lua_pushboolean(L, 1);
     return 1;
   }
-  lsipub_ua_time(lp->ua);
-  return pub_result(L, lp, sipub_pub_unpublish(lp->pub));
+  lua_State *saved = lsipub_enter(L, lp->ua);
+  return pub_result(L, lp, saved, sipub_pub_unpublish(lp->pub));
 }
 
 static int l_pub_close(lua_State *L)
 {
   lua_pub *lp = check_pub(L);
-  lsipub_ua_time(lp->ua);
-  return pub_result(L, lp, sipub_pub_close(lp->pub));
+  lua_State *saved = lsipub_enter(L, lp->ua);
+  return pub_result(L, lp, saved, sipub_pub_close(lp->pub));
 }
 
 static int l_pub_etag(lua_State *L)
@@ -256,9 +256,9 @@ static int ctx_publish(lua_State *L)
   size_t len = 0;
   const char *body = t == LUA_TSTRING ? lua_tolstring(L, 2, &len) : NULL;
   if (body && len == 0) body = NULL;
-  lsipub_ua_time(lp->ua);
+  lua_State *saved = lsipub_enter(L, lp->ua);
   int rc = sipub_pub_publish(lp->pub, body, len);
-  lsipub_settle(L, lp->ua);
+  lsipub_leave(L, lp->ua, saved);
   if (lp->ua->core) lsipub_unanchor(L, lp);
   if (rc == SIPUB_ECLOSED) return luaL_error(L, "sip: publish on a closed context");
   if (rc != SIPUB_OK) return luaL_error(L, "sip: cannot publish: %s", rc_message(rc));
@@ -277,9 +277,9 @@ static int ctx_call(lua_State *L, const char *name, int (*op)(sipub_pub *))
   lua_pub *lp = ctx_pub(L);
   if (!lp) return ctx_slow(L, name);
   if (!sipub_pub_closed(lp->pub)) {
-    lsipub_ua_time(lp->ua);
+    lua_State *saved = lsipub_enter(L, lp->ua);
     op(lp->pub);
-    lsipub_settle(L, lp->ua);
+    lsipub_leave(L, lp->ua, saved);
     if (lp->ua->core) lsipub_unanchor(L, lp);
   }
   lua_settop(L, 1);
@@ -494,9 +494,12 @@ static int l_publish_fast(lua_State *L)
   cfg.expires = (int)expires;
   cfg.unpublish_on_close = 1;
   int err = 0;
-  lsipub_ua_time(u);
+  lua_State *saved = lsipub_enter(L, u);
   sipub_pub *pub = sipub_pub_new(u->core, &cfg, &err);
-  if (!pub) return 0; /* sip/ua.lua tries again and raises the error */
+  if (!pub) {
+    lsipub_leave(L, u, saved);
+    return 0; /* sip/ua.lua tries again and raises the error */
+  }
 
   /* ctx.options */
   lua_createtable(L, 0, 4); /* 7 */
@@ -533,7 +536,7 @@ static int l_publish_fast(lua_State *L)
   lua_rawset(L, 8);
 
   int rc = sipub_pub_publish(lp->pub, body, blen);
-  lsipub_settle(L, u);
+  lsipub_leave(L, u, saved);
   if (u->core) lsipub_unanchor(L, lp);
   if (rc == SIPUB_OK) {
     lua_pushvalue(L, 8);

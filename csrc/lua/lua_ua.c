@@ -48,10 +48,7 @@ static void check_closed(lua_State *L, lua_ua *u)
 {
   if (u->closing && !u->closed && !sipub_ua_busy(u->core) && !sipub_ua_pending(u->core)) {
     u->closed = 1;
-    if (u->drv) {
-      sipub_uv_close(u->drv);
-      u->drv = NULL;
-    }
+    if (u->ops->close) u->ops->close(L, u);
     luaL_unref(L, LUA_REGISTRYINDEX, u->self_ref);
     u->self_ref = LUA_NOREF;
   }
@@ -125,36 +122,29 @@ void lsipub_drain(lua_State *L, lua_ua *u)
   }
   if (!u->core) return;
   check_closed(L, u);
-  if (u->drv) sipub_uv_sync(u->drv);
+  if (u->ops->sync) u->ops->sync(L, u);
 }
 
-static void after_io(void *ud)
-{
-  lua_ua *u = ud;
-  lsipub_drain(u->L, u);
-}
-
-static void on_defer(uv_timer_t *t)
-{
-  lua_ua *u = t->data;
-  lsipub_drain(u->L, u);
-}
-
-static void free_handle(uv_handle_t *h)
-{
-  free(h);
-}
-
-/* After a user call: its events (a send that failed at once, say) are not delivered inside
- * the call, where the caller may not have attached handlers yet, but on the next loop turn
- * (virtual transport: the next advance or receive). Inside a handler, the dispatch loop
- * running below delivers them. */
-void lsipub_settle(lua_State *L, lua_ua *u)
+static void settle(lua_State *L, lua_ua *u)
 {
   if (!u->core || u->draining) return;
   check_closed(L, u);
-  if (u->drv) sipub_uv_sync(u->drv);
-  if (u->defer && sipub_ua_pending(u->core)) uv_timer_start(u->defer, on_defer, 0, 0);
+  if (u->ops->sync) u->ops->sync(L, u);
+  if (u->ops->defer && sipub_ua_pending(u->core)) u->ops->defer(L, u);
+}
+
+lua_State *lsipub_enter(lua_State *L, lua_ua *u)
+{
+  lua_State *saved = u->cur;
+  u->cur = L;
+  if (u->ops->now) sipub_ua_set_time(u->core, u->ops->now(u));
+  return saved;
+}
+
+void lsipub_leave(lua_State *L, lua_ua *u, lua_State *saved)
+{
+  u->cur = saved;
+  settle(L, u);
 }
 
 const char *lsipub_opt_string(lua_State *L, int t, const char *k)
@@ -173,89 +163,52 @@ lua_Integer lsipub_opt_integer(lua_State *L, int t, const char *k, lua_Integer d
   return v;
 }
 
-static int is_wildcard(const char *h)
-{
-  return !h || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0 || strcmp(h, "[::]") == 0;
-}
-
 /* core.ua_new{ aor, proxy_host, proxy_port, via_host, user_agent, local_address,
- *              local_port, virtual, seed } */
+ *              local_port, seed, credentials..., driver }: driver, a table, is a driver
+ * written in Lua (see ldrv_lua.c); without it, the libuv driver. */
 static int l_ua_new(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TTABLE);
+  lsipub_driver_args a;
   const char *aor = lsipub_opt_string(L, 1, "aor");
-  const char *proxy = lsipub_opt_string(L, 1, "proxy_host");
-  const char *via = lsipub_opt_string(L, 1, "via_host");
-  const char *ua_name = lsipub_opt_string(L, 1, "user_agent");
-  const char *laddr = lsipub_opt_string(L, 1, "local_address");
+  a.proxy_host = lsipub_opt_string(L, 1, "proxy_host");
+  a.via_host = lsipub_opt_string(L, 1, "via_host");
+  a.local_address = lsipub_opt_string(L, 1, "local_address");
   lua_Integer lport = lsipub_opt_integer(L, 1, "local_port", 0);
-  lua_getfield(L, 1, "virtual");
-  int virt = lua_toboolean(L, -1);
-  lua_pop(L, 1);
   luaL_argcheck(L, aor != NULL, 1, "aor is required");
   luaL_argcheck(L, lport >= 0 && lport <= 65535, 1, "local_port out of range");
+  a.local_port = (int)lport;
 
   lua_ua *u = lua_newuserdata(L, sizeof *u);
   memset(u, 0, sizeof *u);
   u->self_ref = LUA_NOREF;
   luaL_setmetatable(L, UA_MT);
+  int ud = lua_gettop(L);
   u->L = lsipub_mainthread(L);
-  u->virt = virt;
-  u->proxy_port = (int)lsipub_opt_integer(L, 1, "proxy_port", 5060);
-  if (proxy && !(u->proxy_host = strdup(proxy))) return luaL_error(L, "out of memory");
 
   sipub_config cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.aor = aor;
-  cfg.proxy_host = proxy;
-  cfg.proxy_port = u->proxy_port;
-  cfg.user_agent = ua_name;
-  cfg.seed = (uint64_t)lsipub_opt_integer(L, 1, "seed", 0);
+  cfg.proxy_host = a.proxy_host;
+  cfg.proxy_port = (int)lsipub_opt_integer(L, 1, "proxy_port", 5060);
+  cfg.user_agent = lsipub_opt_string(L, 1, "user_agent");
+  cfg.seed = (uint64_t)lsipub_opt_integer(L, 1, "seed", 0); /* 0: the core draws one */
   cfg.auth_user = lsipub_opt_string(L, 1, "auth_user");
   cfg.password = lsipub_opt_string(L, 1, "password");
   cfg.ha1_md5 = lsipub_opt_string(L, 1, "ha1_md5");
   cfg.ha1_sha256 = lsipub_opt_string(L, 1, "ha1_sha256");
   cfg.ha1_sha512_256 = lsipub_opt_string(L, 1, "ha1_sha512_256");
   cfg.realm = lsipub_opt_string(L, 1, "realm");
-  if (!cfg.seed && uv_random(NULL, NULL, &cfg.seed, sizeof cfg.seed, 0, NULL) != 0)
-    cfg.seed = (uint64_t)uv_hrtime() ^ (uint64_t)(uintptr_t)u;
 
-  char via_buf[64];
-  sipub_io vio = { u, lsipub_virt_send };
-  const sipub_io *io = &vio;
+  sipub_io io;
   uint64_t now = 0;
-  if (virt) {
-    cfg.via_host = via ? via : "127.0.0.1";
-    cfg.via_port = lport ? (int)lport : 5060;
-  } else {
-    int err = 0;
-    const char *bind = laddr ? laddr : "0.0.0.0";
-    u->drv = sipub_uv_new(lsipub_loop(L), bind, (int)lport, &err);
-    if (!u->drv)
-      return luaL_error(L, "sip.UA.new: cannot bind UDP %s:%d: %s", bind, (int)lport,
-                        uv_strerror(err));
-    if (!via) {
-      if (!is_wildcard(bind)) via = bind;
-      else {
-        sipub_uv_guess_via_host(u->drv, proxy, via_buf, sizeof via_buf);
-        via = via_buf;
-      }
-    }
-    cfg.via_host = via;
-    cfg.via_port = sipub_uv_port(u->drv);
-    io = sipub_uv_io(u->drv);
-    now = sipub_uv_now(u->drv);
-  }
-  u->core = sipub_ua_new(&cfg, io, now);
+  lua_getfield(L, 1, "driver");
+  if (lua_istable(L, -1)) lsipub_driver_lua(L, u, lua_gettop(L), &a, &cfg, &io, &now);
+  else lsipub_driver_uv(L, u, &a, &cfg, &io, &now);
+  u->core = sipub_ua_new(&cfg, &io, now);
   if (!u->core) return luaL_error(L, "sip.UA.new: cannot create the user agent");
-  if (u->drv && sipub_uv_start(u->drv, u->core, after_io, u) != 0)
-    return luaL_error(L, "sip.UA.new: cannot receive on the UDP socket");
-  if (u->drv) {
-    u->defer = malloc(sizeof *u->defer);
-    if (!u->defer) return luaL_error(L, "out of memory");
-    uv_timer_init(lsipub_loop(L), u->defer);
-    u->defer->data = u;
-  }
+  lua_settop(L, ud); /* the driver's strings are copied by now */
+  if (u->ops->start) u->ops->start(L, u);
 #if LUA_VERSION_NUM < 503
   /* Lua 5.1: a user value must be a table; this one, { ua }, is shared by its publications. */
   lua_createtable(L, 1, 0);
@@ -268,11 +221,6 @@ static int l_ua_new(lua_State *L)
   return 1;
 }
 
-void lsipub_ua_time(lua_ua *u)
-{
-  if (u->drv) sipub_ua_set_time(u->core, sipub_uv_now(u->drv));
-}
-
 static int l_ua_gc(lua_State *L)
 {
   lua_ua *u = luaL_checkudata(L, 1, UA_MT);
@@ -281,27 +229,13 @@ static int l_ua_gc(lua_State *L)
     lp->ua = NULL;
   }
   u->first = u->last = NULL;
-  if (u->defer) {
-    uv_close((uv_handle_t *)u->defer, free_handle);
-    u->defer = NULL;
-  }
-  if (u->drv) {
-    sipub_uv_close(u->drv);
-    u->drv = NULL;
-  }
+  if (u->ops && u->ops->free) u->ops->free(u);
+  u->ops = NULL;
+  u->drv = NULL;
   if (u->core) {
     sipub_ua_free(u->core);
     u->core = NULL;
   }
-  for (size_t i = 0; i < u->nvsent; i++) {
-    free(u->vsent[i].data);
-    free(u->vsent[i].host);
-  }
-  free(u->vsent);
-  u->vsent = NULL;
-  u->nvsent = 0;
-  free(u->proxy_host);
-  u->proxy_host = NULL;
   return 0;
 }
 
@@ -311,8 +245,8 @@ static int l_ua_gc(lua_State *L)
 static int l_ua_close(lua_State *L)
 {
   lua_ua *u = lsipub_check_ua(L, 1);
+  lua_State *saved = lsipub_enter(L, u);
   if (!u->closing) {
-    lsipub_ua_time(u);
     for (lua_pub *lp = u->first; lp; lp = lp->next) {
       if (lp->pub && !sipub_pub_closed(lp->pub)) {
         sipub_pub_close(lp->pub);
@@ -322,7 +256,7 @@ static int l_ua_close(lua_State *L)
     u->closing = 1;
     sipub_ua_close(u->core);
   }
-  lsipub_settle(L, u);
+  lsipub_leave(L, u, saved);
   return 0;
 }
 
@@ -337,7 +271,8 @@ static int l_ua_state(lua_State *L)
 static int l_ua_port(lua_State *L)
 {
   lua_ua *u = lsipub_check_ua(L, 1);
-  if (u->drv) lua_pushinteger(L, sipub_uv_port(u->drv));
+  int port = u->ops->port ? u->ops->port(u) : -1;
+  if (port >= 0) lua_pushinteger(L, port);
   else lua_pushnil(L);
   return 1;
 }
@@ -352,7 +287,7 @@ void lsipub_ua_open(lua_State *L)
   lsipub_new_class(L, UA_MT, ua_methods, l_ua_gc);
   luaL_getmetatable(L, UA_MT);
   lua_getfield(L, -1, "__index");
-  lsipub_vtransport_methods(L);
+  lsipub_driver_lua_methods(L);
   lua_pop(L, 2);
   luaL_setfuncs(L, funcs, 0);
 }

@@ -226,7 +226,7 @@ Net.__index = Net
 
 function Net:sent()
   local out = {}
-  for _, d in ipairs(self.core:_vsent()) do
+  for _, d in ipairs(self.vnet:take()) do
     out[#out + 1] = testing.parse(d.data, d.host, d.port)
   end
   return out
@@ -260,22 +260,22 @@ function Net:response_for(req, code, opts) return testing.response_for(req, code
 
 function Net:reply(req, code, opts)
   local raw = testing.response_for(req, code, opts)
-  self.core:_vreceive(raw)
+  self.vnet:receive(raw)
   return raw
 end
 
 function Net:receive(data, host, port)
-  if host ~= nil then self.core:_vreceive(data, host, port) else self.core:_vreceive(data) end
+  self.vnet:receive(data, host, port)
 end
 
 function Net:advance(seconds)
   assert(type(seconds) == "number" and seconds >= 0, "advance: seconds must be a number >= 0")
-  self.core:_vadvance(math.floor(seconds * 1000 + 0.5))
+  self.vnet:advance(math.floor(seconds * 1000 + 0.5))
 end
 
-function Net:now() return self.core:_vnow() / 1000 end
+function Net:now() return self.vnet:time() / 1000 end
 
-function Net:fail_sends(n) self.core:_vfail(n or 1) end
+function Net:fail_sends(n) self.vnet:fail_sends(n or 1) end
 
 --------------------------------------------------------------------------- entry points --
 
@@ -293,7 +293,7 @@ function testing.new_ua(config)
   end
   cfg.transport = "virtual"
   local ua = require("sip").UA.new(cfg)
-  return ua, setmetatable({ ua = ua, core = ua._core }, Net)
+  return ua, setmetatable({ ua = ua, core = ua._core, vnet = ua._net }, Net)
 end
 
 function testing.record(ctx)

@@ -2,6 +2,7 @@
 local core = require "sip.core"
 local check = require "sip.check"
 local Context = require "sip.context"
+local VNet = require "sip.vnet"
 
 local UA = {}
 UA.__index = UA
@@ -133,6 +134,7 @@ function UA.new(config)
   local creds = check_credentials(config, aor)
 
   local self = setmetatable({ uri = config.uri, closed = false, _core = false }, UA)
+  local net = transport == "virtual" and VNet.new() or nil
   self._core = core.ua_new {
     aor = config.uri,
     proxy_host = proxy and proxy.host,
@@ -141,11 +143,15 @@ function UA.new(config)
     user_agent = user_agent,
     local_address = config.local_address,
     local_port = local_port,
-    virtual = transport == "virtual",
+    driver = net,
     seed = seed,
     auth_user = creds.auth_user, password = creds.password, realm = creds.realm,
     ha1_md5 = creds.ha1_md5, ha1_sha256 = creds.ha1_sha256, ha1_sha512_256 = creds.ha1_sha512_256,
   }
+  if net then
+    net:attach(self._core)
+    self._net = net
+  end
   return self
 end
 
