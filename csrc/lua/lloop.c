@@ -4,12 +4,25 @@
 
 #include <uv.h>
 
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define TIMER_MT "sip.timer"
 #define LOOP_MT "sip.loop"
+
+typedef struct loop_box {
+  uv_loop_t loop;
+  int running;
+  int interrupted; /* the interpreter's interrupt, or a second signal: sip.run raises */
+  int signals;     /* signals caught during this sip.run */
+  lua_State *L;    /* the thread running sip.run */
+  int on_signal_ref;
+} loop_box;
+
+static loop_box *get_loop_box(lua_State *L);
 
 /* ---- errors raised by callbacks -------------------------------------------------------- */
 
@@ -27,9 +40,19 @@ void lsipub_report_error(lua_State *L)
   fprintf(stderr, "sip: error in event handler: %s\n", msg);
 }
 
+/* The message the standalone interpreters (lua, luajit) raise on SIGINT, from a hook, in
+ * whatever Lua code runs next: inside a handler, it is not the handler's error but the user
+ * asking the program to stop, so sip.run() stops and raises it again. */
+#define INTERPRETER_INTERRUPT "interrupted!"
+
 static int traceback(lua_State *L)
 {
   const char *msg = lua_tostring(L, 1);
+  if (msg && strcmp(msg, INTERPRETER_INTERRUPT) == 0) {
+    loop_box *b = get_loop_box(L);
+    b->interrupted = 1;
+    uv_stop(&b->loop);
+  }
   if (!msg) msg = luaL_tolstring(L, 1, NULL);
   luaL_traceback(L, L, msg, 1);
   return 1;
@@ -42,7 +65,7 @@ int lsipub_pcall(lua_State *L, int nargs)
   lua_insert(L, base);
   int st = lua_pcall(L, nargs, 0, base);
   if (st != LUA_OK) {
-    lsipub_report_error(L);
+    if (!get_loop_box(L)->interrupted) lsipub_report_error(L); /* not a handler's error */
     lua_pop(L, 1);
   }
   lua_remove(L, base);
@@ -73,10 +96,7 @@ lua_State *lsipub_mainthread(lua_State *L)
 
 /* ---- the private loop ------------------------------------------------------------------ */
 
-typedef struct loop_box {
-  uv_loop_t loop;
-  int running;
-} loop_box;
+
 
 static void close_walk(uv_handle_t *h, void *arg)
 {
@@ -117,12 +137,68 @@ uv_loop_t *lsipub_loop(lua_State *L)
   return &get_loop_box(L)->loop;
 }
 
-/* core.run([mode[, incremental]]). With incremental true, Lua 5.4's collector is made
- * incremental first if it is generational (the lua5.4 interpreter starts it so): a
+/* ---- signals during sip.run ----------------------------------------------------------------- */
+
+static const int caught[] = { SIGINT, SIGTERM };
+#define NCAUGHT (sizeof caught / sizeof caught[0])
+
+/* The first SIGINT or SIGTERM calls the on_signal function (sip.run's default closes every
+ * user agent, so that each publication is removed, and returns once they are closed); the
+ * second stops the loop at once and sip.run raises "interrupted!". */
+static void on_signal(uv_signal_t *h, int signum)
+{
+  loop_box *b = h->data;
+  if (++b->signals > 1) {
+    b->interrupted = 1;
+    uv_stop(&b->loop);
+    return;
+  }
+  lua_State *L = b->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, b->on_signal_ref);
+  lua_pushstring(L, signum == SIGINT ? "SIGINT" : "SIGTERM");
+  lsipub_pcall(L, 1);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+  free(h);
+}
+
+/* Watches SIGINT and SIGTERM while sip.run runs (the watchers do not keep the loop alive);
+ * the dispositions in force before are put back afterwards. */
+static void watch_signals(loop_box *b, uv_signal_t *w[NCAUGHT], struct sigaction old[NCAUGHT])
+{
+  for (size_t i = 0; i < NCAUGHT; i++) {
+    sigaction(caught[i], NULL, &old[i]);
+    w[i] = malloc(sizeof *w[i]);
+    if (!w[i] || uv_signal_init(&b->loop, w[i]) != 0) {
+      free(w[i]);
+      w[i] = NULL;
+      continue;
+    }
+    w[i]->data = b;
+    uv_signal_start(w[i], on_signal, caught[i]);
+    uv_unref((uv_handle_t *)w[i]);
+  }
+}
+
+static void unwatch_signals(uv_signal_t *w[NCAUGHT], struct sigaction old[NCAUGHT])
+{
+  for (size_t i = 0; i < NCAUGHT; i++) {
+    if (!w[i]) continue;
+    uv_signal_stop(w[i]);
+    uv_close((uv_handle_t *)w[i], free_handle);
+    sigaction(caught[i], &old[i], NULL);
+  }
+}
+
+/* core.run([mode[, incremental[, on_signal]]]). With incremental true, Lua 5.4's collector is
+ * made incremental first if it is generational (the lua5.4 interpreter starts it so): a
  * generational major collection is not incremental, it marks and sweeps the whole heap in
  * one go, and with 100 000 publications (~150 MB of heap) that stops the loop for about a
  * second, long enough for refreshes to come late. The incremental collector spreads the
- * same work over small steps. */
+ * same work over small steps. on_signal, a function, is called with "SIGINT" or "SIGTERM"
+ * on the first of those signals while the loop runs (see on_signal above). */
 static int l_run(lua_State *L)
 {
   static const char *const modes[] = { "default", "once", "nowait", NULL };
@@ -133,9 +209,29 @@ static int l_run(lua_State *L)
 #if LUA_VERSION_NUM >= 504
   if (lua_toboolean(L, 2)) lua_gc(L, LUA_GCINC, 0, 0, 0); /* 0: parameters unchanged */
 #endif
+  uv_signal_t *w[NCAUGHT] = { NULL };
+  struct sigaction old[NCAUGHT];
+  int with_signals = lua_isfunction(L, 3);
+  if (with_signals) {
+    lua_pushvalue(L, 3);
+    b->on_signal_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    b->L = L;
+    b->signals = 0;
+    watch_signals(b, w, old);
+  }
   b->running = 1;
   int alive = uv_run(&b->loop, umodes[m]);
   b->running = 0;
+  if (with_signals) {
+    unwatch_signals(w, old);
+    luaL_unref(L, LUA_REGISTRYINDEX, b->on_signal_ref);
+    b->on_signal_ref = LUA_NOREF;
+  }
+  if (b->interrupted) {
+    b->interrupted = 0;
+    lua_pushliteral(L, INTERPRETER_INTERRUPT);
+    return lua_error(L);
+  }
   lua_pushboolean(L, alive != 0);
   return 1;
 }
@@ -191,7 +287,10 @@ static int l_timer(lua_State *L)
 {
   lua_Number secs = luaL_checknumber(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  luaL_argcheck(L, secs >= 0, 1, "seconds must be >= 0");
+  /* Beyond 2^53 ms (285 000 years) the conversion to libuv's integer milliseconds would be
+   * out of range: such a timer is clamped there, which is never in practice. */
+  luaL_argcheck(L, secs >= 0 && secs <= HUGE_VAL && secs == secs, 1, "seconds must be a number >= 0");
+  if (secs > 9007199254740.0) secs = 9007199254740.0;
   ltimer **box = lua_newuserdata(L, sizeof *box);
   *box = NULL;
   luaL_setmetatable(L, TIMER_MT);

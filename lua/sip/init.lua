@@ -13,6 +13,11 @@ local sip = {
   -- the whole heap at once: about a second with 100 000 publications, which delays the
   -- loop past refresh deadlines. false: the collector is left as the application set it.
   incremental_gc = true,
+  -- What sip.run() does on SIGINT or SIGTERM: nil, sip.shutdown (every user agent closes,
+  -- removing its publications, and sip.run returns once they are closed); a function(signal)
+  -- of the application's; or false to leave the signals alone. A second signal stops the
+  -- loop at once and sip.run raises "interrupted!".
+  on_signal = nil,
 }
 
 local phrases = core.reason_phrases()
@@ -37,10 +42,37 @@ end)
 -- list of handlers and the metatable of the response objects it makes.
 core.set_dispatch(Emitter.deliver, Response)
 
+-- sip.shutdown(): closes every user agent (each publication is removed, or forgotten when its
+-- unpublishOnClose is false) and stops sip.run() once all of them are closed, whatever else
+-- (timers, compositors) the loop still holds.
+function sip.shutdown()
+  local uas = {}
+  sip.UA.each_open(function(ua)
+    uas[#uas + 1] = ua
+    ua:close()
+  end)
+  local function all_closed()
+    for _, ua in ipairs(uas) do
+      if ua._core:state() ~= "closed" then return false end
+    end
+    return true
+  end
+  local function check()
+    if all_closed() then core.stop() else core.timer(0.01, check):unref() end
+  end
+  check()
+end
+
+local function signal_handler()
+  local h = sip.on_signal
+  if h == nil then return sip.shutdown end
+  return h or nil
+end
+
 -- sip.run([mode]): "default" runs until nothing is left to do; "once"; "nowait".
-function sip.run(mode) return core.run(mode, sip.incremental_gc) end
-function sip.run_once() return core.run("once", sip.incremental_gc) end
-function sip.run_nowait() return core.run("nowait", sip.incremental_gc) end
+function sip.run(mode) return core.run(mode, sip.incremental_gc, signal_handler()) end
+function sip.run_once() return core.run("once", sip.incremental_gc, signal_handler()) end
+function sip.run_nowait() return core.run("nowait", sip.incremental_gc, signal_handler()) end
 function sip.stop() core.stop() end
 function sip.timer(seconds, fn) return core.timer(seconds, fn) end
 function sip.now() return core.now() end

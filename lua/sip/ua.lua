@@ -7,6 +7,16 @@ local VNet = require "sip.vnet"
 local UA = {}
 UA.__index = UA
 
+-- The user agents not closed yet (weak: a dropped UA is not kept alive), for sip.shutdown().
+local open_uas = setmetatable({}, { __mode = "k" })
+
+-- Calls fn(ua) for every user agent not closed yet.
+function UA.each_open(fn)
+  local list = {}
+  for ua in pairs(open_uas) do list[#list + 1] = ua end
+  for _, ua in ipairs(list) do fn(ua) end
+end
+
 local HEADER = check.HEADER
 
 local UA_KEYS = {
@@ -152,6 +162,7 @@ function UA.new(config)
     net:attach(self._core)
     self._net = net
   end
+  open_uas[self] = true
   return self
 end
 
@@ -288,6 +299,7 @@ end
 function UA:close()
   if self.closed then return end
   self.closed = true
+  open_uas[self] = nil
   self._core:close()
 end
 
