@@ -255,13 +255,14 @@ static int l_compositor_new(lua_State *L)
     return luaL_error(L, "bad argument to 'Compositor.new' (events: expected an array)");
   }
 
+  uv_loop_t *loop = lsipub_loop(L); /* made before the compositor, finalized after it */
   lcomp *lc = lua_newuserdata(L, sizeof *lc);
   memset(lc, 0, sizeof *lc);
   lc->hook_ref = lc->requests_ref = lc->self_ref = LUA_NOREF;
   luaL_setmetatable(L, COMP_MT);
   lc->L = lsipub_mainthread(L);
   int err = 0;
-  lc->c = sipub_compositor_new(lsipub_loop(L), &o, &err);
+  lc->c = sipub_compositor_new(loop, &o, &err);
   if (!lc->c)
     return luaL_error(L, "Compositor.new: cannot listen on %s:%d: %s", o.host, o.port,
                       err == UV_EINVAL ? "not a loopback address (any_address = true allows it)"

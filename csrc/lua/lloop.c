@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include <dlfcn.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,7 +15,9 @@
 #define LOOP_MT "sip.loop"
 
 typedef struct loop_box {
-  uv_loop_t loop;
+  uv_loop_t own;   /* the private loop, when there is no luv to share one with */
+  uv_loop_t *loop; /* &own, or luv's */
+  int shared;      /* the loop is luv's: luv runs and closes it */
   int running;
   int interrupted; /* the interpreter's interrupt, or a second signal: sip.run raises */
   int signals;     /* signals caught during this sip.run */
@@ -23,6 +26,7 @@ typedef struct loop_box {
 } loop_box;
 
 static loop_box *get_loop_box(lua_State *L);
+static loop_box *peek_loop_box(lua_State *L);
 
 /* ---- errors raised by callbacks -------------------------------------------------------- */
 
@@ -48,10 +52,10 @@ void lsipub_report_error(lua_State *L)
 static int traceback(lua_State *L)
 {
   const char *msg = lua_tostring(L, 1);
-  if (msg && strcmp(msg, INTERPRETER_INTERRUPT) == 0) {
-    loop_box *b = get_loop_box(L);
+  loop_box *b = msg && strcmp(msg, INTERPRETER_INTERRUPT) == 0 ? peek_loop_box(L) : NULL;
+  if (b) {
     b->interrupted = 1;
-    uv_stop(&b->loop);
+    uv_stop(b->loop);
   }
   if (!msg) msg = luaL_tolstring(L, 1, NULL);
   luaL_traceback(L, L, msg, 1);
@@ -65,7 +69,8 @@ int lsipub_pcall(lua_State *L, int nargs)
   lua_insert(L, base);
   int st = lua_pcall(L, nargs, 0, base);
   if (st != LUA_OK) {
-    if (!get_loop_box(L)->interrupted) lsipub_report_error(L); /* not a handler's error */
+    loop_box *b = peek_loop_box(L);
+    if (!b || !b->interrupted) lsipub_report_error(L); /* an interrupt is not a handler's error */
     lua_pop(L, 1);
   }
   lua_remove(L, base);
@@ -94,9 +99,7 @@ lua_State *lsipub_mainthread(lua_State *L)
   return m ? m : L;
 }
 
-/* ---- the private loop ------------------------------------------------------------------ */
-
-
+/* ---- the loop: luv's, or a private one ----------------------------------------------------- */
 
 static void close_walk(uv_handle_t *h, void *arg)
 {
@@ -106,24 +109,90 @@ static void close_walk(uv_handle_t *h, void *arg)
 static int loop_gc(lua_State *L)
 {
   loop_box *b = luaL_checkudata(L, 1, LOOP_MT);
+  if (b->shared) return 0; /* luv's: our handles are closing, luv finishes its loop */
   /* Handles of collected objects are closing already; close whatever is left, let their
    * close callbacks run, then release the loop. */
-  for (int i = 0; i < 100 && uv_loop_close(&b->loop) == UV_EBUSY; i++) {
-    uv_walk(&b->loop, close_walk, NULL);
-    uv_run(&b->loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 100 && uv_loop_close(b->loop) == UV_EBUSY; i++) {
+    uv_walk(b->loop, close_walk, NULL);
+    uv_run(b->loop, UV_RUN_NOWAIT);
   }
   return 0;
 }
 
-static loop_box *get_loop_box(lua_State *L)
+/* luv's loop when luv is loaded in this state and runs on the same libuv as this module, or
+ * NULL. luv keeps its context in the registry under "luv_context", a userdata whose first
+ * field is the loop (luv >= 1.30), or the loop itself as a light userdata under "uv_loop"
+ * (older). luv_context() is never called: it would create the context. */
+static uv_loop_t *luv_loop(lua_State *L)
+{
+  uv_loop_t *loop = NULL;
+  lua_getfield(L, LUA_REGISTRYINDEX, "luv_context");
+  if (lua_type(L, -1) == LUA_TUSERDATA) loop = *(uv_loop_t **)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (!loop) {
+    lua_getfield(L, LUA_REGISTRYINDEX, "uv_loop");
+    if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) loop = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+  }
+  if (!loop) return NULL;
+  /* A luv built with its own copy of libuv (LuaRocks bundles one) has its own ABI: sharing a
+   * loop with it is not safe. Debian's lua-luv links the system libuv, as this module does. */
+  unsigned theirs = 0;
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "luv");
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "version");
+      if (lua_isfunction(L, -1) && lua_pcall(L, 0, 1, 0) == LUA_OK) theirs = (unsigned)lua_tointeger(L, -1);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (theirs != uv_version()) {
+    fprintf(stderr, "sip: luv runs on libuv %u.%u.%u, this module on %s: not sharing luv's loop "
+            "(call sip.luv_pump() to drive this module's loop from luv's)\n",
+            (theirs >> 16) & 0xff, (theirs >> 8) & 0xff, theirs & 0xff, uv_version_string());
+    return NULL;
+  }
+  return loop;
+}
+
+/* On luv's loop, our handles' close callbacks may run from luv's own finalizer at lua_close,
+ * after the interpreter has unloaded this module (LuaJIT unloads C modules first): the module
+ * stays loaded until the process ends instead. */
+static void pin_module(void)
+{
+  Dl_info info;
+  if (dladdr((void *)&pin_module, &info) && info.dli_fname)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+static loop_box *peek_loop_box(lua_State *L)
 {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &lsipub_loop_key);
   loop_box *b = lua_touserdata(L, -1);
   lua_pop(L, 1);
+  return b;
+}
+
+/* Chosen when first needed (the first user agent, timer or compositor), so that luv loaded
+ * after this module is still shared. Made before the object that needs it: at lua_close,
+ * finalizers run newest first, and every handle closes before its loop goes. */
+static loop_box *get_loop_box(lua_State *L)
+{
+  loop_box *b = peek_loop_box(L);
   if (b) return b;
   b = lua_newuserdata(L, sizeof *b);
   memset(b, 0, sizeof *b);
-  if (uv_loop_init(&b->loop) != 0) luaL_error(L, "sip: cannot create an event loop");
+  b->on_signal_ref = LUA_NOREF;
+  b->loop = luv_loop(L);
+  b->shared = b->loop != NULL;
+  if (b->shared) pin_module();
+  if (!b->loop) {
+    if (uv_loop_init(&b->own) != 0) luaL_error(L, "sip: cannot create an event loop");
+    b->loop = &b->own;
+  }
   luaL_newmetatable(L, LOOP_MT);
   lua_pushcfunction(L, loop_gc);
   lua_setfield(L, -2, "__gc");
@@ -134,7 +203,18 @@ static loop_box *get_loop_box(lua_State *L)
 
 uv_loop_t *lsipub_loop(lua_State *L)
 {
-  return &get_loop_box(L)->loop;
+  return get_loop_box(L)->loop;
+}
+
+/* core.loop_info() -> "luv" | "private", the loop's backend fd, its timeout in ms (-1: none):
+ * what a pump needs to drive the private loop from another loop (sip.luv_pump). */
+static int l_loop_info(lua_State *L)
+{
+  loop_box *b = get_loop_box(L);
+  lua_pushstring(L, b->shared ? "luv" : "private");
+  lua_pushinteger(L, uv_backend_fd(b->loop));
+  lua_pushinteger(L, uv_backend_timeout(b->loop));
+  return 3;
 }
 
 /* ---- signals during sip.run ----------------------------------------------------------------- */
@@ -150,7 +230,7 @@ static void on_signal(uv_signal_t *h, int signum)
   loop_box *b = h->data;
   if (++b->signals > 1) {
     b->interrupted = 1;
-    uv_stop(&b->loop);
+    uv_stop(b->loop);
     return;
   }
   lua_State *L = b->L;
@@ -171,7 +251,7 @@ static void watch_signals(loop_box *b, uv_signal_t *w[NCAUGHT], struct sigaction
   for (size_t i = 0; i < NCAUGHT; i++) {
     sigaction(caught[i], NULL, &old[i]);
     w[i] = malloc(sizeof *w[i]);
-    if (!w[i] || uv_signal_init(&b->loop, w[i]) != 0) {
+    if (!w[i] || uv_signal_init(b->loop, w[i]) != 0) {
       free(w[i]);
       w[i] = NULL;
       continue;
@@ -220,7 +300,25 @@ static int l_run(lua_State *L)
     watch_signals(b, w, old);
   }
   b->running = 1;
-  int alive = uv_run(&b->loop, umodes[m]);
+  int alive;
+  if (lua_isfunction(L, 4)) { /* the host's run (luv's uv.run, on the shared loop) */
+    lua_pushvalue(L, 4);
+    lua_pushstring(L, modes[m]);
+    int st = lua_pcall(L, 1, 1, 0);
+    alive = st == LUA_OK && lua_toboolean(L, -1);
+    if (st != LUA_OK) {
+      b->running = 0;
+      if (with_signals) {
+        unwatch_signals(w, old);
+        luaL_unref(L, LUA_REGISTRYINDEX, b->on_signal_ref);
+        b->on_signal_ref = LUA_NOREF;
+      }
+      return lua_error(L);
+    }
+    lua_pop(L, 1);
+  } else {
+    alive = uv_run(b->loop, umodes[m]);
+  }
   b->running = 0;
   if (with_signals) {
     unwatch_signals(w, old);
@@ -245,7 +343,8 @@ static int l_now(lua_State *L)
 
 static int l_stop(lua_State *L)
 {
-  uv_stop(lsipub_loop(L));
+  loop_box *b = peek_loop_box(L);
+  if (b) uv_stop(b->loop);
   return 0;
 }
 
@@ -291,6 +390,7 @@ static int l_timer(lua_State *L)
    * out of range: such a timer is clamped there, which is never in practice. */
   luaL_argcheck(L, secs >= 0 && secs <= HUGE_VAL && secs == secs, 1, "seconds must be a number >= 0");
   if (secs > 9007199254740.0) secs = 9007199254740.0;
+  uv_loop_t *loop = lsipub_loop(L); /* before the timer: see get_loop_box */
   ltimer **box = lua_newuserdata(L, sizeof *box);
   *box = NULL;
   luaL_setmetatable(L, TIMER_MT);
@@ -298,7 +398,7 @@ static int l_timer(lua_State *L)
   if (!t) return luaL_error(L, "sip.timer: out of memory");
   *box = t;
   t->L = lsipub_mainthread(L);
-  uv_timer_init(lsipub_loop(L), &t->h);
+  uv_timer_init(loop, &t->h);
   t->h.data = t;
   lua_pushvalue(L, 2);
   t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -346,11 +446,8 @@ void lsipub_loop_open(lua_State *L)
   };
   static const luaL_Reg funcs[] = {
     { "run", l_run }, { "stop", l_stop }, { "timer", l_timer }, { "now", l_now },
-    { "report_error", l_report_error }, { NULL, NULL }
+    { "report_error", l_report_error }, { "loop_info", l_loop_info }, { NULL, NULL }
   };
-  /* The loop first: at lua_close finalizers run newest first, so every user agent, timer
-   * and compositor closes its handles before the loop itself is torn down. */
-  get_loop_box(L);
 #if LUA_VERSION_NUM < 502
   lua_pushthread(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &lsipub_mainthread_key);

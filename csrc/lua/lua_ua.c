@@ -179,6 +179,11 @@ static int l_ua_new(lua_State *L)
   luaL_argcheck(L, lport >= 0 && lport <= 65535, 1, "local_port out of range");
   a.local_port = (int)lport;
 
+  lua_getfield(L, 1, "driver");
+  int lua_driver = lua_istable(L, -1);
+  lua_pop(L, 1);
+  /* The libuv loop is made before the UA, so that it is finalized after it (newest first). */
+  if (!lua_driver) lsipub_loop(L);
   lua_ua *u = lua_newuserdata(L, sizeof *u);
   memset(u, 0, sizeof *u);
   u->self_ref = LUA_NOREF;

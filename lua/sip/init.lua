@@ -69,10 +69,39 @@ local function signal_handler()
   return h or nil
 end
 
--- sip.run([mode]): "default" runs until nothing is left to do; "once"; "nowait".
-function sip.run(mode) return core.run(mode, sip.incremental_gc, signal_handler()) end
-function sip.run_once() return core.run("once", sip.incremental_gc, signal_handler()) end
-function sip.run_nowait() return core.run("nowait", sip.incremental_gc, signal_handler()) end
+-- The loop's runner: luv's uv.run when the loop is luv's (shared: see csrc/lua/lloop.c), so
+-- that luv's own bookkeeping sees it run; else the module runs its private loop itself.
+local function runner()
+  if core.loop_info() == "luv" then return package.loaded.luv.run end
+  return nil
+end
+
+-- sip.run([mode]): "default" runs until nothing is left to do; "once"; "nowait". With luv
+-- loaded, the loop is luv's and sip.run() is uv.run(): either drives both.
+function sip.run(mode) return core.run(mode, sip.incremental_gc, signal_handler(), runner()) end
+function sip.run_once() return sip.run("once") end
+function sip.run_nowait() return sip.run("nowait") end
+
+-- sip.luv_pump([uv]): when luv cannot share this module's loop (a luv built on another copy
+-- of libuv), drives the private loop from luv's: a poll on its backend descriptor and a timer
+-- for its next timeout run it without blocking, so that uv.run() alone serves both. Returns
+-- an object with :close(). Nothing to do (nil) when the loop is shared already.
+function sip.luv_pump(uv)
+  uv = uv or require "luv"
+  local kind, fd = core.loop_info()
+  if kind == "luv" then return nil end
+  local poll, timer = uv.new_poll(fd), uv.new_timer()
+  local function pump()
+    local alive = core.run("nowait", sip.incremental_gc)
+    local _, _, timeout = core.loop_info()
+    if timeout >= 0 then timer:start(timeout, 0, pump) else timer:stop() end
+    -- luv's loop stays alive for this loop only while it has work
+    if alive then poll:ref(); timer:ref() else poll:unref(); timer:unref() end
+  end
+  poll:start("r", pump)
+  pump()
+  return { close = function() poll:close(); timer:close() end }
+end
 function sip.stop() core.stop() end
 function sip.timer(seconds, fn) return core.timer(seconds, fn) end
 function sip.now() return core.now() end
