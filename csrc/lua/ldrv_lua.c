@@ -9,7 +9,7 @@
 typedef struct lua_drv {
   lua_ua *u;
   int ref;
-  int has_now, has_sync, has_defer, has_close;
+  int has_now, has_sync, has_defer, has_close, has_event;
   int port;
 } lua_drv;
 
@@ -117,9 +117,27 @@ static void free_drv(lua_ua *u)
   free(d);
 }
 
-static const lsipub_driver_ops lua_ops = { "lua", NULL, now_ms, sync_deadline, defer, port, close_drv, free_drv };
-static const lsipub_driver_ops lua_ops_no_clock = { "lua", NULL, NULL, sync_deadline, defer, port, close_drv,
-                                                    free_drv };
+/* driver:event(ctx, name, response, cause): the driver runs the handlers itself. */
+static void event(lua_State *L, lua_ua *u)
+{
+  lua_drv *d = u->drv;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, d->ref);
+  lua_getfield(L, -1, "event");
+  lua_insert(L, -6); /* method, ctx, name, response, cause, driver */
+  lua_insert(L, -5); /* method, driver, ctx, name, response, cause */
+  if (lua_pcall(L, 5, 0, 0) != LUA_OK) {
+    lsipub_report_error(L);
+    lua_pop(L, 1);
+  }
+}
+
+/* The four combinations of an optional clock and an optional event delivery. */
+static const lsipub_driver_ops lua_ops[2][2] = {
+  { { "lua", NULL, NULL, sync_deadline, defer, port, close_drv, free_drv, NULL },
+    { "lua", NULL, NULL, sync_deadline, defer, port, close_drv, free_drv, event } },
+  { { "lua", NULL, now_ms, sync_deadline, defer, port, close_drv, free_drv, NULL },
+    { "lua", NULL, now_ms, sync_deadline, defer, port, close_drv, free_drv, event } },
+};
 
 static int has_function(lua_State *L, int idx, const char *name)
 {
@@ -140,12 +158,13 @@ void lsipub_driver_lua(lua_State *L, lua_ua *u, int idx, const lsipub_driver_arg
   d->has_sync = has_function(L, idx, "sync");
   d->has_defer = has_function(L, idx, "defer");
   d->has_close = has_function(L, idx, "close");
+  d->has_event = has_function(L, idx, "event");
   lua_Integer p = lsipub_opt_integer(L, idx, "port", -1);
   d->port = p >= 0 && p <= 65535 ? (int)p : -1;
   lua_pushvalue(L, idx);
   d->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   u->drv = d;
-  u->ops = d->has_now ? &lua_ops : &lua_ops_no_clock;
+  u->ops = &lua_ops[d->has_now][d->has_event];
   cfg->via_host = a->via_host ? a->via_host : "127.0.0.1";
   cfg->via_port = a->local_port ? a->local_port : d->port > 0 ? d->port : 5060;
   io->ud = d;

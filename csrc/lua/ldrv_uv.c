@@ -76,7 +76,7 @@ static void free_drv(lua_ua *u)
   free(d);
 }
 
-static const lsipub_driver_ops uv_ops = { "udp", start, now_ms, sync_timer, defer, port, close_io, free_drv };
+static const lsipub_driver_ops uv_ops = { "udp", start, now_ms, sync_timer, defer, port, close_io, free_drv, NULL };
 
 static int is_wildcard(const char *h)
 {

@@ -63,6 +63,10 @@ typedef struct lsipub_driver_ops {
   void (*close)(lua_State *L, lua_ua *u);
   /* The UA is collected: free everything, sending nothing. */
   void (*free)(lua_ua *u);
+  /* NULL: the binding calls the handlers of each event itself. Else the driver delivers:
+   * called with the context, the event's name, the response object (or nil) and the cause
+   * on the stack (it pops them), e.g. to run the handlers where they may yield. */
+  void (*event)(lua_State *L, lua_ua *u);
 } lsipub_driver_ops;
 
 /* What a driver is told of the UA it serves when it is made. */

@@ -54,6 +54,8 @@ static void check_closed(lua_State *L, lua_ua *u)
   }
 }
 
+static const char *const event_names[] = { "progress", "published", "failed", "unpublished" };
+
 /* Whether the handler at the top (a list: always) can see its arguments: a Lua function
  * without parameters or `...` cannot, and then no response object is made for it. */
 static int takes_arguments(lua_State *L, int kind)
@@ -94,6 +96,24 @@ void lsipub_drain(lua_State *L, lua_ua *u)
       if (!lp || lp->ctx_ref == LUA_NOREF) continue;
       lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ctx_ref); /* keeps the context alive meanwhile */
       int ctx = lua_gettop(L);
+      if (u->ops->event) { /* the driver runs the handlers */
+        lua_pushstring(L, event_names[ev.kind]);
+        if (ev.response) {
+          if (!made) {
+            push_response(L, ev.response);
+            lua_replace(L, slot);
+            made = 1;
+          }
+          lua_pushvalue(L, slot);
+        } else {
+          lua_pushnil(L);
+        }
+        lua_pushstring(L, ev.cause ? ev.cause : "");
+        u->ops->event(L, u);
+        if (u->core) lsipub_unanchor(L, lp);
+        lua_settop(L, slot);
+        continue;
+      }
       lua_pushstring(L, lsipub_handler_keys[ev.kind]);
       lua_pushvalue(L, -1);
       lua_rawget(L, ctx);
