@@ -23,5 +23,5 @@ MODULE_SRC := $(CORE_SRC) $(UV_SRC) $(COMP_SRC) $(LUA_SRC)
 # Include paths per layer: each sees the public headers and its own folder only.
 CORE_INC := -Icsrc/include -Icsrc/core -Imk/forbid/core
 UV_INC   := -Icsrc/include -Icsrc/drivers/uv -Imk/forbid/driver
-LUA_INC  := -Icsrc/include -Icsrc/lua
+LUA_INC  := -Icsrc/include -Icsrc/lua -Icsrc/lua/compat
 COMP_INC := -Icsrc/include -Icsrc/compositor -Imk/forbid/driver

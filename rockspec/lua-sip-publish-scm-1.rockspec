@@ -12,40 +12,31 @@ description = {
   license = "MIT",
   labels = { "sip", "voip", "presence", "rfc3903" },
 }
-dependencies = { "lua >= 5.4, < 5.5" }
+dependencies = { "lua >= 5.1" }
+-- libosip2 and libosipparser2 (SIP messages), libuv (sockets, timers), OpenSSL libcrypto
+-- (digest hashes, random numbers). Debian: libosip2-dev libuv1-dev libssl-dev.
 external_dependencies = {
+  OSIP2 = { header = "osipparser2/osip_parser.h", library = "osipparser2" },
   LIBUV = { header = "uv.h", library = "uv" },
-  OSIP2 = { header = "osip2/osip.h", library = "osip2" },
-  OSIPPARSER2 = { header = "osipparser2/osip_parser.h", library = "osipparser2" },
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
 }
+-- Built by mk/rock.mk (the source lists of mk/sources.mk, an include path per layer), which
+-- also builds and installs the sip-compositor program (the bundled test server).
 build = {
-  type = "builtin",
-  modules = {
-    ["sip.core"] = {
-      sources = {
-        "csrc/core/ua.c", "csrc/core/pub.c", "csrc/core/publish.c", "csrc/core/txn.c",
-        "csrc/core/heap.c", "csrc/core/auth.c", "csrc/core/check.c", "csrc/core/route.c",
-        "csrc/core/osip.c", "csrc/core/causes.c", "csrc/core/digest.c", "csrc/core/msg_util.c",
-        "csrc/core/msg_build.c", "csrc/core/msg_template.c", "csrc/core/msg_parse.c",
-        "csrc/core/msg_scan.c", "csrc/drivers/uv/uv_driver.c", "csrc/compositor/compositor.c",
-        "csrc/lua/lsipub.c", "csrc/lua/lloop.c", "csrc/lua/lua_ua.c", "csrc/lua/lua_pub.c",
-        "csrc/lua/ldrv_lua.c", "csrc/lua/ldrv_uv.c", "csrc/lua/lcompositor.c",
-      },
-      libraries = { "osip2", "osipparser2", "uv", "crypto" },
-      incdirs = { "csrc/include", "csrc/core", "csrc/drivers/uv", "csrc/lua", "csrc/compositor", "$(LIBUV_INCDIR)", "$(OSIP2_INCDIR)", "$(OSIPPARSER2_INCDIR)", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(LIBUV_LIBDIR)", "$(OSIP2_LIBDIR)", "$(OSIPPARSER2_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-      defines = { "_GNU_SOURCE" },
-    },
-    ["sip"] = "lua/sip/init.lua",
-    ["sip.ua"] = "lua/sip/ua.lua",
-    ["sip.context"] = "lua/sip/context.lua",
-    ["sip.emitter"] = "lua/sip/emitter.lua",
-    ["sip.response"] = "lua/sip/response.lua",
-    ["sip.check"] = "lua/sip/check.lua",
-    ["sip.testing"] = "lua/sip/testing.lua",
-    ["sip.vnet"] = "lua/sip/vnet.lua",
-    ["sip.compositor"] = "lua/sip/compositor.lua",
+  type = "make",
+  makefile = "mk/rock.mk",
+  build_target = "rock-build",
+  install_target = "rock-install",
+  build_variables = {
+    CC = "$(CC)", CFLAGS = "$(CFLAGS)", LIBFLAG = "$(LIBFLAG)", LUA_INCDIR = "$(LUA_INCDIR)",
+    OSIP_INCDIR = "$(OSIP2_INCDIR)", UV_INCDIR = "$(LIBUV_INCDIR)", SSL_INCDIR = "$(OPENSSL_INCDIR)",
+    LIBDIRS = "-L$(OSIP2_LIBDIR) -L$(LIBUV_LIBDIR) -L$(OPENSSL_LIBDIR)",
+  },
+  install_variables = {
+    CC = "$(CC)", CFLAGS = "$(CFLAGS)", LIBFLAG = "$(LIBFLAG)", LUA_INCDIR = "$(LUA_INCDIR)",
+    OSIP_INCDIR = "$(OSIP2_INCDIR)", UV_INCDIR = "$(LIBUV_INCDIR)", SSL_INCDIR = "$(OPENSSL_INCDIR)",
+    LIBDIRS = "-L$(OSIP2_LIBDIR) -L$(LIBUV_LIBDIR) -L$(OPENSSL_LIBDIR)",
+    INST_LIBDIR = "$(LIBDIR)", INST_LUADIR = "$(LUADIR)", INST_BINDIR = "$(BINDIR)",
   },
 }
 test_dependencies = { "busted" }

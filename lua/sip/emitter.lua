@@ -12,7 +12,7 @@
 local core = require "sip.core"
 local check = require "sip.check"
 
-local rawget, rawset, type, xpcall = rawget, rawset, type, xpcall
+local rawget, rawset, select, type, xpcall = rawget, rawset, select, type, xpcall
 
 local Emitter = {}
 
@@ -111,6 +111,17 @@ end
 
 local traceback = debug.traceback
 
+-- xpcall(h, traceback, ...): Lua 5.1's xpcall passes no arguments to h (5.2+ and LuaJIT do),
+-- so there the arguments ride in a closure.
+local call = xpcall
+if not select(2, xpcall(function(v) return v end, traceback, true)) then
+  local unpack = unpack
+  call = function(h, handler, ...)
+    local n, args = select("#", ...), { ... }
+    return xpcall(function() return h(unpack(args, 1, n)) end, handler)
+  end
+end
+
 -- Runs the handlers of the list stored under key, in order (the binding calls this for a
 -- list; it calls a lone function itself).
 local function deliver(self, key, list, ...)
@@ -120,7 +131,7 @@ local function deliver(self, key, list, ...)
       drop(self, key, h)
       h = h[1]
     end
-    local ok, err = xpcall(h, traceback, ...)
+    local ok, err = call(h, traceback, ...)
     if not ok then core.report_error(err) end
   end
 end
@@ -132,7 +143,7 @@ function Emitter.emit(self, event, ...)
   local h = key and rawget(self, key)
   if h == nil then return end
   if type(h) == "function" then
-    local ok, err = xpcall(h, traceback, ...)
+    local ok, err = call(h, traceback, ...)
     if not ok then core.report_error(err) end
   else
     deliver(self, key, h, ...)

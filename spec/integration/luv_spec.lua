@@ -20,7 +20,7 @@ local function run(rt, body)
            "package.cpath = '%s/?.so;' .. package.cpath\n"):format(rt.build), body)
   f:close()
   local p = io.popen(("timeout 20 %s %s 2>&1; echo \"exit=$?\""):format(rt.exe, path))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   os.remove(path)
   return out

@@ -20,7 +20,7 @@ local function run_script(body, signals)
                "for i in $(seq 100); do grep -q ready %s.out 2>/dev/null && break; sleep 0.05; done; " ..
                "%s; wait $P; echo \"exit=$?\" >> %s.out"):format(LUA, path, path, path, table.concat(kills, "; "), path)
   os.execute(cmd)
-  local out = assert(io.open(path .. ".out")):read("a")
+  local out = assert(io.open(path .. ".out")):read("*a")
   os.remove(path)
   os.remove(path .. ".out")
   return out
