@@ -41,6 +41,8 @@ build = {
     LIBDIRS = "-L$(OSIP2_LIBDIR) -L$(LIBUV_LIBDIR) -L$(OPENSSL_LIBDIR)",
     INST_LIBDIR = "$(LIBDIR)", INST_LUADIR = "$(LUADIR)", INST_BINDIR = "$(BINDIR)",
   },
+  -- LuaRocks wraps the command with the interpreter and paths of the tree it is installed in.
+  install = { bin = { ["sip-publish"] = "bin/sip-publish.lua" } },
 }
 test_dependencies = { "busted" }
 test = { type = "busted" }
