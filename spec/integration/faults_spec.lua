@@ -7,24 +7,15 @@
 -- (what the library does with ICMP errors); a final response arriving after Timer F is covered
 -- on the virtual clock in spec/unit/late_response_spec.lua.
 local sip = require "sip"
-local testing = require "sip.testing"
 local loop = require "support.loop"
 local events = require "support.events"
 local relay = require "support.model_relay"
 local S = require "support.scenario"
 
-local TARGET = "sip:alice@example.com"
+local TARGET = S.TARGET
 local HAVE_SOCKET = relay.available()
 
-local function record(ctx)
-  local ev = {}
-  for _, name in ipairs { "progress", "published", "failed", "unpublished" } do
-    ctx:on(name, function(r, cause)
-      ev[#ev + 1] = { event = name, status = r and r.status_code, cause = cause, response = r, at = sip.now() }
-    end)
-  end
-  return ev
-end
+local record = events.record
 
 local function names(ev)
   local out = {}
@@ -42,11 +33,7 @@ local function settle(seconds)
   loop.run_until(function() return false end, seconds)
 end
 
-local function shutdown(ua, ...)
-  ua:close()
-  assert(loop.run_until(function() return ua._core:state() == "closed" end, 40), "the UA did not close")
-  for _, x in ipairs { ... } do x:close() end
-end
+local function shutdown(ua, ...) loop.shutdown(ua, 40, ...) end
 
 local function ua_for(proxy_uri)
   return sip.UA.new { uri = TARGET, outbound_proxy = proxy_uri, local_address = "127.0.0.1" }

@@ -9,7 +9,7 @@ describe("process exit #integration", function()
   -- in flight: the state is torn down cleanly, and nothing more is sent (no remove from
   -- a finalizer). The server is the sip-compositor program, which logs what it receives.
   it("tears down open objects at exit without crashing or sending anything", function()
-    local build = os.getenv("SIP_BUILD") or "build"
+    local build = require("support.common").BUILD
     local log = os.tmpname()
     local server = assert(io.popen("sh -c 'exec ./" .. build .. "/sip-compositor --listen 127.0.0.1:0" ..
                                    " --verbose > " .. log .. "' & echo pid $!", "r"))
