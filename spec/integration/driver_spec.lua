@@ -49,7 +49,7 @@ end
 local function call_id(req) return req:match("\r\nCall%-ID: *([^\r\n]+)") end
 
 describe("libuv driver #integration", function()
-  events.fail_on_handler_errors(sip, before_each, after_each)
+  events.fail_on_handler_errors(before_each, after_each)
 
   it("64 lives in flight: every answer reaches its publication once, every request leaves once", function()
     local N, W = 200, 64

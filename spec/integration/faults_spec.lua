@@ -40,7 +40,7 @@ local function ua_for(proxy_uri)
 end
 
 describe("faults over loopback #integration", function()
-  events.fail_on_handler_errors(sip, before_each, after_each)
+  events.fail_on_handler_errors(before_each, after_each)
 
   it("every response delivered twice (the copy 50 ms later): one event per transaction", function()
     if not HAVE_SOCKET then pending("luasocket (lua-socket) is not installed") return end

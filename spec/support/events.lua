@@ -8,7 +8,7 @@ local M = {}
 
 -- Inside a describe block: an error raised by any event handler fails the running spec.
 -- (busted's before_each/after_each are given: a module does not see the spec's globals.)
-function M.fail_on_handler_errors(sip, before_each, after_each)
+function M.fail_on_handler_errors(before_each, after_each)
   local saved
   before_each(function()
     saved = sip.on_error
