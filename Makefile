@@ -12,6 +12,7 @@ LIBS        := -losip2 -losipparser2 -luv -lcrypto
 
 BUILD       ?= build
 include mk/sources.mk
+LIBS        += $(FEATURE_LIBS)
 LAYER_FLAGS  = $(if $(findstring /core/,$<),$(CORE_INC),$(if $(findstring /drivers/,$<),$(UV_INC),$(if $(findstring /compositor/,$<),$(COMP_INC),$(LUA_INC) -I$(LUA_INCDIR))))
 OBJ_OF       = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(1))
 CORE_OBJ    := $(call OBJ_OF,$(CORE_SRC))
@@ -20,11 +21,11 @@ COMP_OBJ    := $(call OBJ_OF,$(COMP_SRC))
 MODULE_OBJ  := $(call OBJ_OF,$(MODULE_SRC))
 HEADERS     := $(wildcard csrc/include/*.h csrc/*/*.h csrc/drivers/*/*.h)
 
-.PHONY: all deps test unit check asan valgrind demo clean rock luajit soak
+.PHONY: all deps bench-deps check-sources check-spec-tags test unit check asan valgrind demo clean rock luajit soak
 
 all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/examples/publish $(BUILD)/spec/driver_faults
 
-# The driver under injected sendmmsg faults (spec/driver_spec.lua runs it).
+# The driver under injected sendmmsg faults (spec/integration/driver_spec.lua runs it).
 $(BUILD)/spec/driver_faults: spec/support/driver_faults.c $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Icsrc/include -o $@ $< $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(LIBS) -ldl
@@ -47,20 +48,30 @@ $(BUILD)/sip/core.so: $(MODULE_OBJ)
 $(BUILD)/sip-compositor: $(COMP_MAIN) $(COMP_OBJ) $(call OBJ_OF,csrc/core/causes.c csrc/core/osip.c) $(HEADERS)
 	$(CC) $(BASE_CFLAGS) $(COMP_INC) -o $@ $(COMP_MAIN) $(COMP_OBJ) $(call OBJ_OF,csrc/core/causes.c csrc/core/osip.c) -losip2 -losipparser2 -luv
 
-# Installs the Debian packages the build and the suite need, when some are missing.
+# Debian packages: one list per purpose in mk/packages/ (build, test, check, luajit, fuzz,
+# bench, and one per feature switch), one install rule (mk/deps.sh) that installs what is
+# missing. `make deps` covers everything but the benchmarks; `make bench-deps` adds them.
+DEPS_FOR ?= build test check luajit fuzz $(FEATURE_DEPS)
+
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
-	elif [ "$$(id -u)" = 0 ]; then \
-	  echo "deps: installing$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	else echo "deps: missing packages; run as root:"; echo "  apt-get install -y$$missing"; exit 1; fi
+	@sh mk/deps.sh $(DEPS_FOR)
+
+bench-deps:
+	@sh mk/deps.sh $(DEPS_FOR) bench
+
+# The rockspec builds sip.core from the same sources as the Makefile (ROCK_SRC: MODULE_SRC
+# with every feature switch off, as the rockspec has none of them).
+check-sources:
+	@$(LUA) mk/check-sources.lua rockspec/lua-sip-publish-scm-1.rockspec $(ROCK_SRC)
+
+# `make unit` and `make luajit` select spec/unit/ by tag: the folders and the `integration`
+# tag must agree.
+check-spec-tags: all
+	@sh mk/check-spec-tags.sh $(BUSTED)
 
 # The whole suite: unit specs (virtual clock), the test compositor over loopback UDP,
 # and Kamailio started by the specs themselves on a loopback port.
-test: deps all
+test: deps check-sources all check-spec-tags
 	$(BUSTED) --run=ci
 
 unit: all
@@ -150,22 +161,9 @@ fuzz-regress: fuzz-build
 # ---- benchmarks (bench/): `make bench`, never part of `make test` ------------------------
 # Builds the bench programs, runs every benchmark on loopback and writes bench/RESULTS.md.
 # Sizes: BENCH_N, BENCH_W, BENCH_REPEAT, BENCH_MEM_N, BENCH_SCALE_N, BENCH_SCALE_SECS... (bench/README.md).
-BENCH_DEB_PACKAGES := sip-tester libsofia-sip-ua-dev valgrind
+# Packages: mk/packages/bench.txt (`make bench-deps`, above).
 
-.PHONY: bench bench-deps bench-build
-
-bench-deps: deps
-	@missing=""; for p in $(BENCH_DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -z "$$missing" ]; then echo "bench-deps: all Debian packages present"; \
-	elif [ "$$(id -u)" = 0 ]; then \
-	  echo "bench-deps: installing$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	else echo "bench-deps: missing packages; run as root:"; echo "  apt-get install -y$$missing"; exit 1; fi
-	@dpkg-query -W -f='$${Status}\n' linux-perf 2>/dev/null | grep -q '^install ok installed' || \
-	  { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null 2>&1 || \
-	    echo "bench-deps: linux-perf not installed (optional: the perf profile is skipped)"; }
+.PHONY: bench bench-build
 
 bench-build: bench-deps all
 	$(MAKE) --no-print-directory -f bench/bench.mk BUILD=$(BUILD) CC="$(CC)" \

@@ -213,7 +213,7 @@ static void drain(void)
       for (const char *c = r->reason; *c; c++) sum += (unsigned char)*c;
     }
     /* (The entity-tag itself may be gone by now: the same call can fail the queued request
-     * that followed the 2xx; spec/model_spec.lua checks entity-tags.) */
+     * that followed the 2xx; spec/unit/model_spec.lua checks entity-tags.) */
     if (ev.kind == SIPUB_EV_PUBLISHED && (!ev.response || ev.status < 200 || ev.status > 299))
       FAIL();
     /* progress without a response: only a Timer F that will be retried */

@@ -1,11 +1,27 @@
 # mk/sources.mk — the one list of C sources, per layer; the Makefile, the fuzz and bench builds
-# and `make check-rockspec` (against rockspec/*.rockspec) all read it.
+# and `make check-sources` (ROCK_SRC, the module's sources with the features below off, against
+# rockspec/*.rockspec: mk/check-sources.lua) all read it.
 #
 #   csrc/include     public headers: the core (sipub.h), the libuv driver, the test compositor
 #   csrc/core        the sans-I/O protocol core: no libuv, no Lua (enforced by mk/forbid/core)
 #   csrc/drivers/uv  the libuv driver: sockets, timers, name resolution; no Lua
 #   csrc/lua         the Lua binding, module sip.core
 #   csrc/compositor  the test Event State Compositor (library part and the sip-compositor program)
+#
+# Feature switches (make VAR=1; all off by default, which is what the rockspec builds):
+#   WITH_CARES=1   the c-ares resolver (NAPTR/SRV/AAAA) in the libuv driver: adds CARES_SRC to
+#                  the driver layer, -DSIPUB_WITH_CARES to its flags, -lcares, and the
+#                  mk/packages/cares.txt list to `make deps`.
+#   WITH_TLS=1     TLS over libuv streams with OpenSSL's libssl: adds TLS_SRC to the driver
+#                  layer, -DSIPUB_WITH_TLS, -lssl, and mk/packages/tls.txt.
+#   WITHOUT_UV=1   sip.core without libuv, for OpenResty (its driver runs on cosockets through
+#                  the binding's Lua driver): MODULE_SRC keeps the core and the binding files
+#                  that do not need libuv (LUA_UV_SRC, COMP_SRC and UV_SRC are left out), adds
+#                  NOUV_SRC and -DSIPUB_WITHOUT_UV to the binding's flags. It does not link yet:
+#                  the loop and the UA glue (LUA_UV_SRC) call libuv until the binding's
+#                  driver vtable lands, and LIBS still names -luv (the OpenResty issue gives
+#                  the module its own link line).
+# The *_SRC lists of a feature are empty until the issue that writes its files fills them.
 
 CORE_SRC := csrc/core/ua.c csrc/core/pub.c csrc/core/publish.c csrc/core/txn.c csrc/core/heap.c \
             csrc/core/auth.c csrc/core/check.c csrc/core/route.c csrc/core/osip.c \
@@ -25,3 +41,46 @@ CORE_INC := -Icsrc/include -Icsrc/core -Imk/forbid/core
 UV_INC   := -Icsrc/include -Icsrc/drivers/uv -Imk/forbid/driver
 LUA_INC  := -Icsrc/include -Icsrc/lua -Icsrc/lua/compat
 COMP_INC := -Icsrc/include -Icsrc/compositor -Imk/forbid/driver
+
+# What the rockspec builds sip.core from (`make check-sources`): MODULE_SRC with every feature
+# switch off. Keep this line after the lists above and before the switches below.
+ROCK_SRC := $(MODULE_SRC)
+
+# ---- feature switches (see the header) ----------------------------------------------------
+WITH_CARES ?= 0
+WITH_TLS   ?= 0
+WITHOUT_UV ?= 0
+
+# The c-ares resolver (e.g. csrc/drivers/uv/dns_cares.c) and TLS (e.g. csrc/drivers/uv/tls.c).
+CARES_SRC  :=
+TLS_SRC    :=
+# The OpenResty build's own files (e.g. its loop provider), when they exist.
+NOUV_SRC   :=
+# Binding files that call libuv today: the loop provider, the UA glue, the compositor class.
+LUA_UV_SRC := csrc/lua/lloop.c csrc/lua/lua_ua.c csrc/lua/lcompositor.c
+
+# Libraries the enabled features link (the Makefile adds them to LIBS) and the package lists
+# (mk/packages/*.txt) `make deps` installs for them.
+FEATURE_LIBS :=
+FEATURE_DEPS :=
+
+ifeq ($(WITH_CARES),1)
+UV_SRC       += $(CARES_SRC)
+MODULE_SRC   += $(CARES_SRC)
+UV_INC       += -DSIPUB_WITH_CARES
+FEATURE_LIBS += -lcares
+FEATURE_DEPS += cares
+endif
+
+ifeq ($(WITH_TLS),1)
+UV_SRC       += $(TLS_SRC)
+MODULE_SRC   += $(TLS_SRC)
+UV_INC       += -DSIPUB_WITH_TLS
+FEATURE_LIBS += -lssl
+FEATURE_DEPS += tls
+endif
+
+ifeq ($(WITHOUT_UV),1)
+MODULE_SRC   := $(CORE_SRC) $(filter-out $(LUA_UV_SRC),$(LUA_SRC)) $(NOUV_SRC)
+LUA_INC      += -DSIPUB_WITHOUT_UV
+endif

@@ -1,26 +1,14 @@
--- Helpers for specs over real sockets: event recording (what a context emitted, in order, with
--- the response's status, entity-tag and Expires pulled out), responses made from a raw request,
--- and handler errors turned into spec failures.
-local M = {}
+-- Helpers for specs over real sockets: event recording (sip.testing's record, with the time
+-- and the response's entity-tag and Expires pulled out) and handler errors turned into spec
+-- failures. A response to a raw request is testing.response_for(testing.parse(raw), code, opts).
+local sip = require "sip"
+local testing = require "sip.testing"
 
--- A response to the raw request `req`: status_line, Via, From, To, Call-ID and CSeq copied,
--- the extra lines, Content-Length: 0.
-function M.response_to(req, status_line, extra)
-  local out = { status_line }
-  for line in req:gmatch("([^\r\n]+)\r\n") do
-    local name = line:match("^([%w%-]+):")
-    if name and ({ Via = true, From = true, To = true, ["Call-ID"] = true, CSeq = true })[name] then
-      out[#out + 1] = line
-    end
-  end
-  for _, line in ipairs(extra or {}) do out[#out + 1] = line end
-  out[#out + 1] = "Content-Length: 0"
-  return table.concat(out, "\r\n") .. "\r\n\r\n"
-end
+local M = {}
 
 -- Inside a describe block: an error raised by any event handler fails the running spec.
 -- (busted's before_each/after_each are given: a module does not see the spec's globals.)
-function M.fail_on_handler_errors(sip, before_each, after_each)
+function M.fail_on_handler_errors(before_each, after_each)
   local saved
   before_each(function()
     saved = sip.on_error
@@ -29,20 +17,20 @@ function M.fail_on_handler_errors(sip, before_each, after_each)
   after_each(function() sip.on_error = saved end)
 end
 
--- Records every event of a context: { event, status, cause, etag, expires, response }.
+-- Records every event of a context, as testing.record does ({ event, status, cause, response
+-- }), each entry also given `at` (sip.now() when it came), `etag` and `expires` (the
+-- response's SIP-ETag and Expires). testing.record appends to the list it returns, so a
+-- __newindex on that list sees each new entry as it is added.
+local function annotate(list, i, e)
+  local r = e.response
+  e.at = sip.now()
+  e.etag = r and r:getHeader("SIP-ETag")
+  e.expires = r and tonumber(r:getHeader("Expires"))
+  rawset(list, i, e)
+end
+
 function M.record(pub)
-  local events = {}
-  for _, name in ipairs { "progress", "published", "unpublished", "failed" } do
-    pub:on(name, function(response, cause)
-      events[#events + 1] = {
-        event = name, cause = cause, response = response,
-        status = response and response.status_code,
-        etag = response and response:getHeader("SIP-ETag"),
-        expires = response and tonumber(response:getHeader("Expires")),
-      }
-    end)
-  end
-  return events
+  return setmetatable(testing.record(pub), { __newindex = annotate })
 end
 
 -- The event names of a recording, for comparing sequences.

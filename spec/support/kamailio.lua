@@ -16,9 +16,17 @@
 --   k:requests()[i].auth                      -- the credentials each PUBLISH carried
 --   k:subscribers()                           -- rows of the subscriber table (with ha1)
 --
+--   -- the fixture of the Kamailio specs (K.fixture below), and what they check the table with:
+--   local fx = K.fixture(before_each, after_each)
+--   local k, ua = fx:start { min_expires = 60 }, fx:new_ua { uri = "sip:alice@example.com" }
+--   fx.run_until(pred, what); fx.no_handler_errors()
+--   K.one_row(k, "alice", "presence"); K.table_empty(k); K.pidf(aor, "open", note)
+--
 -- Kamailio runs in the foreground of a background shell job (-DD -E), on 127.0.0.1 only,
 -- with the config in spec/kamailio/kamailio.cfg; the port, the database URL and the
 -- minimum Expires are given on the command line (-l, -A).
+local common = require "support.common"
+
 local M = {}
 
 local SCHEMAS = {
@@ -40,9 +48,8 @@ local function quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
--- Helper processes (kamailio, sqlite3, ps, sleep) run without the sanitizer runtime that
--- `make asan` preloads into the Lua process: under it some of them hang (ps) or fail.
-local CLEAN_ENV = "unset LD_PRELOAD ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS; "
+-- Helper processes (kamailio, sqlite3, ps, sleep) run without the sanitizer runtime.
+local CLEAN_ENV = common.CLEAN_ENV
 
 local function sh(cmd)
   local ok = os.execute(CLEAN_ENV .. cmd)
@@ -60,13 +67,7 @@ local function sleep(seconds)
   sh("sleep " .. seconds)
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = common.read_file
 
 local function file_exists(path)
   local f = io.open(path, "rb")
@@ -530,6 +531,97 @@ function M.start(opts)
   local tail = self:log_tail()
   self:stop()
   error("support.kamailio: " .. why .. "\n" .. tail, 2)
+end
+
+-- ---- the Kamailio specs' fixture ------------------------------------------------------
+
+M.WAIT = 5 -- seconds any single exchange may take on loopback
+
+-- Inside a describe block (busted's before_each/after_each are passed in: a module does not
+-- see the spec's globals). Before each spec, errors raised by event handlers start being
+-- collected (fx.no_handler_errors() asserts there were none); after each, the UA fx:new_ua
+-- made is closed while Kamailio still answers (so that no transaction outlives the spec),
+-- then the Kamailio fx:start started is stopped.
+function M.fixture(before_each, after_each)
+  local sip = require "sip"
+  local loop = require "support.loop"
+  local assert = require "luassert"
+  local fx = {}
+  local errors, saved_on_error
+
+  before_each(function()
+    errors = {}
+    saved_on_error = sip.on_error
+    sip.on_error = function(msg) errors[#errors + 1] = tostring(msg) end
+  end)
+
+  after_each(function()
+    local ua, k = fx.ua, fx.k
+    if ua and not ua.closed then
+      ua:close()
+      loop.run_until(nil, M.WAIT)
+    end
+    fx.ua = nil
+    if k then k:stop() end
+    fx.k = nil
+    sip.on_error = saved_on_error
+  end)
+
+  -- M.start(opts), stopped after the spec.
+  function fx:start(opts)
+    self.k = M.start(opts)
+    return self.k
+  end
+
+  -- A UA on 127.0.0.1 whose outbound proxy is the started Kamailio; config adds to (or
+  -- overrides) that. Closed after the spec.
+  function fx:new_ua(config)
+    local cfg = { outbound_proxy = self.k.uri, local_address = "127.0.0.1" }
+    for key, v in pairs(config or {}) do cfg[key] = v end
+    self.ua = sip.UA.new(cfg)
+    return self.ua
+  end
+
+  function fx.no_handler_errors()
+    assert.are.same({}, errors, "errors raised in event handlers")
+  end
+
+  -- Runs the loop until pred() holds, failing the spec with Kamailio's log tail if it does
+  -- not within M.WAIT seconds.
+  function fx.run_until(pred, what)
+    local ok = loop.run_until(pred, M.WAIT)
+    assert.is_true(ok, "timed out waiting for " .. what .. "\n" .. fx.k:log_tail(15))
+  end
+
+  return fx
+end
+
+-- The one presentity row of user/event (asserting there is exactly one).
+function M.one_row(k, user, event)
+  local rows = {}
+  for _, r in ipairs(k:presentities()) do
+    if r.username == user and r.event == event then rows[#rows + 1] = r end
+  end
+  require("luassert").are.equal(1, #rows, "presentity rows for " .. user .. "/" .. event)
+  return rows[1]
+end
+
+-- Asserts that the presentity table empties (within Server:wait_empty's 2 s).
+function M.table_empty(k)
+  local ok, left = k:wait_empty()
+  require("luassert").is_true(ok, "presentity table not emptied; rows left: " .. tostring(left))
+end
+
+-- A PIDF document for aor (sip:user@domain) with one tuple, t-user: basic status and note.
+function M.pidf(aor, basic, note)
+  return ([[<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="%s">
+  <tuple id="t-%s">
+    <status><basic>%s</basic></status>
+    <note>%s</note>
+  </tuple>
+</presence>
+]]):format(aor, aor:match("^sips?:([^@]+)@"), basic, note or basic)
 end
 
 return M

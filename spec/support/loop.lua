@@ -3,6 +3,8 @@
 --   local loop = require "support.loop"
 --   local ok = loop.run_until(function() return #events >= 2 end, 5)
 --   local ok = loop.run_until(nil, 5)   -- sip.run() until nothing is left to do
+--   loop.close_ua(ua, 5)                -- ua:close(), then run until it has closed
+--   loop.shutdown(ua, 10, esc, relay)   -- the same, asserted, then closes the others
 --
 -- Returns true when the predicate held (or, without one, when sip.run() returned by
 -- itself), false when the time ran out first.
@@ -43,6 +45,20 @@ function M.run_until(pred, timeout)
   local ok = until_predicate(pred, timed_out)
   g:stop()
   return ok
+end
+
+-- Closes ua and runs the loop until it is closed (its removes answered or timed out), for at
+-- most `timeout` seconds; returns whether it closed.
+function M.close_ua(ua, timeout)
+  ua:close()
+  return M.run_until(function() return ua._core:state() == "closed" end, timeout)
+end
+
+-- close_ua, raising an error when the UA did not close in time; then closes each of `...`
+-- (compositors, relays).
+function M.shutdown(ua, timeout, ...)
+  assert(M.close_ua(ua, timeout), "the UA did not close")
+  for _, x in ipairs { ... } do x:close() end
 end
 
 return M

@@ -135,7 +135,7 @@ function Run:process_events()
     if e.event == "published" then
       self:check(e.status and e.status >= 200 and e.status < 300,
                  "ctx%d: published with status %s", c.id, tostring(e.status))
-      -- With SIP-ETag; the one exception is publish-spec §5 #61 (scenarios_malformed_spec):
+      -- With SIP-ETag; the one exception is doc/behaviour.md #61 (scenarios_malformed_spec):
       -- a 2xx without it to a refresh or modify keeps the old entity-tag and is `published`.
       local tx = c.answered
       self:check((e.etag ~= nil and e.etag ~= "") or (tx and not tx.initial and c.etag ~= nil),
@@ -464,7 +464,7 @@ function Run:tx_ended(tx, code, h, why)
   elseif code == 412 then
     c.etag = nil
   elseif (code == nil or TRANSIENT[code]) and (tx.refresh or tx.modify) then
-    -- a passing failure: retried while the granted state lasts (publish-spec, api.md)
+    -- a passing failure: retried while the granted state lasts (doc/behaviour.md #29, doc/api.md)
     local tr = { code = code, what = tx.modify and "modify" or "refresh" }
     tr.op = (tx.modify or c.queued_before == "publish") and "modify" or "refresh"
     local ra = code and parse_retry_after(h["Retry-After"])

@@ -12,7 +12,7 @@
 -- on_request(data) / on_response(data) return a list of { delay_seconds, datagram } to send on
 -- (nil: pass it unchanged at once; {}: drop it). r.requests / r.responses count what came in.
 local sip = require "sip"
-local events = require "support.events"
+local testing = require "sip.testing"
 
 local ok_socket, socket = pcall(require, "socket")
 
@@ -113,10 +113,11 @@ function M.dead_port()
   return tonumber(port)
 end
 
--- Builds a provisional response (code) to the raw request `req` (Via, From, To, Call-ID, CSeq
--- copied), for a relay that fabricates a late 1xx.
+-- Builds a provisional response (code) to the raw request `req`, for a relay that fabricates
+-- a late 1xx.
 function M.provisional(req, code)
-  return events.response_to(req, ("SIP/2.0 %d %s"):format(code, code == 100 and "Trying" or "Session Progress"))
+  return testing.response_for(testing.parse(req), code,
+                              { reason = code == 100 and "Trying" or "Session Progress" })
 end
 
 return M

@@ -1,11 +1,11 @@
--- Shared helpers of the scenario specs (publish-spec.md §5): the common setup, request
+-- Shared helpers of the scenario specs (doc/behaviour.md): the common setup, request
 -- shape assertions and event-sequence assertions with readable failure messages.
 local testing = require "sip.testing"
 local assert = require "luassert"
 
 local S = {}
 
-S.TARGET = "sip:alice@example.com"
+S.TARGET = require("support.common").TARGET
 S.EVENT = "presence"
 S.CTYPE = "application/pidf+xml"
 

@@ -18,7 +18,7 @@
 --   * a refresh/modify failing for a passing reason (408 480 500 503 504, Timer F) is retried
 --     (progress, then the retry after Retry-After or 1, 2, 4 … 32 s, shortened to half of the
 --     validity left) exactly when the granted state allows it, else failed + unpublished;
---   * `published` carries a 2xx with SIP-ETag — except, as publish-spec §5 #61 and
+--   * `published` carries a 2xx with SIP-ETag — except, as doc/behaviour.md #61 and
 --     scenarios_malformed_spec want, a 2xx without one to a refresh/modify (old tag kept);
 --   * no Lua error escapes (handlers record, none raises; sip.on_error gets nothing).
 -- A failure prints the seed, the step, the violation and the last 120 trace lines; rerun one

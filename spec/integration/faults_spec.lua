@@ -5,26 +5,17 @@
 --
 -- Timer F in real time costs 32 s: it is measured once, for the port with nothing listening
 -- (what the library does with ICMP errors); a final response arriving after Timer F is covered
--- on the virtual clock at the end of this file.
+-- on the virtual clock in spec/unit/late_response_spec.lua.
 local sip = require "sip"
-local testing = require "sip.testing"
 local loop = require "support.loop"
 local events = require "support.events"
 local relay = require "support.model_relay"
 local S = require "support.scenario"
 
-local TARGET = "sip:alice@example.com"
+local TARGET = S.TARGET
 local HAVE_SOCKET = relay.available()
 
-local function record(ctx)
-  local ev = {}
-  for _, name in ipairs { "progress", "published", "failed", "unpublished" } do
-    ctx:on(name, function(r, cause)
-      ev[#ev + 1] = { event = name, status = r and r.status_code, cause = cause, response = r, at = sip.now() }
-    end)
-  end
-  return ev
-end
+local record = events.record
 
 local function names(ev)
   local out = {}
@@ -42,18 +33,14 @@ local function settle(seconds)
   loop.run_until(function() return false end, seconds)
 end
 
-local function shutdown(ua, ...)
-  ua:close()
-  assert(loop.run_until(function() return ua._core:state() == "closed" end, 40), "the UA did not close")
-  for _, x in ipairs { ... } do x:close() end
-end
+local function shutdown(ua, ...) loop.shutdown(ua, 40, ...) end
 
 local function ua_for(proxy_uri)
   return sip.UA.new { uri = TARGET, outbound_proxy = proxy_uri, local_address = "127.0.0.1" }
 end
 
 describe("faults over loopback #integration", function()
-  events.fail_on_handler_errors(sip, before_each, after_each)
+  events.fail_on_handler_errors(before_each, after_each)
 
   it("every response delivered twice (the copy 50 ms later): one event per transaction", function()
     if not HAVE_SOCKET then pending("luasocket (lua-socket) is not installed") return end
@@ -246,38 +233,5 @@ describe("faults over loopback #integration", function()
     assert.are.equal("Request Timeout", ev[1].cause)
     assert.is_true(took > 31.5 and took < 33.5, ("failed after %.2f s"):format(took))
     shutdown(ua)
-  end)
-end)
-
-describe("faults on the virtual clock", function()
-  it("a final response arriving after Timer F: no event, nothing sent; a later publish starts afresh", function()
-    local t = S.start()
-    t.net:advance(32)
-    t.net:sent()
-    S.events(t.rec, { "failed(nil,Request Timeout)", "unpublished(nil,Request Timeout)" })
-    t.net:reply(t.req, 200, { ["SIP-ETag"] = "late", Expires = 3600 })
-    t.net:reply(t.req, 100)
-    assert.are.same({}, t.rec)
-    t.net:none()
-    assert.is_nil(t.ctx.etag, "the late entity-tag is not taken")
-    t.ctx:publish("B2")
-    local again = t.net:take()
-    assert.is_nil(again:header("SIP-If-Match"))
-    assert.are.equal("B2", again.body)
-  end)
-
-  it("a refresh whose 200 comes after Timer F: retried (the state still valid), then published", function()
-    local t = S.published({ options = { expires = 600 } }, "e1", 600)
-    local r = S.fires_at(t.net, 540)
-    t.net:advance(32)
-    t.net:sent()
-    S.events(t.rec, { "progress(nil,Request Timeout)" })
-    t.net:reply(r, 200, { ["SIP-ETag"] = "late", Expires = 600 })
-    assert.are.same({}, t.rec, "the late 200 of the timed-out refresh is ignored")
-    local retry = S.fires_at(t.net, 540 + 32 + 1)
-    S.refresh(retry, "e1", 600)
-    t.net:reply(retry, 200, { ["SIP-ETag"] = "e2", Expires = 600 })
-    S.events(t.rec, { "published(200,OK)" })
-    assert.are.equal("e2", t.ctx.etag)
   end)
 end)

@@ -1,26 +1,21 @@
 -- The bundled test compositor (sip.Compositor and the sip-compositor program) over loopback
 -- UDP, driven by the library's own UA: RFC 3903 §6 answers, expiry, scripting.
 local sip = require "sip"
+local testing = require "sip.testing"
 local loop = require "support.loop"
+local common = require "support.common"
 
-local TARGET = "sip:alice@example.com"
+local TARGET, BUILD, read_file = common.TARGET, common.BUILD, common.read_file
 
 local function setup(opts, pub_opts)
   local comp = sip.Compositor.new(opts or {})
   local ua = sip.UA.new { uri = TARGET, outbound_proxy = comp:uri(), local_address = "127.0.0.1" }
   local pub = ua:publish(TARGET, "presence", "B1", pub_opts)
-  local events = {}
-  for _, name in ipairs { "progress", "published", "failed", "unpublished" } do
-    pub:on(name, function(r, cause)
-      events[#events + 1] = { event = name, status = r and r.status_code, cause = cause, response = r }
-    end)
-  end
-  return comp, ua, pub, events
+  return comp, ua, pub, testing.record(pub)
 end
 
 local function shutdown(ua, comp)
-  ua:close()
-  loop.run_until(function() return ua._core:state() == "closed" end, 5)
+  loop.close_ua(ua, 5)
   comp:close()
 end
 
@@ -148,7 +143,7 @@ describe("test compositor #integration", function()
   end)
 
   it("runs as a program, scripted by request number", function()
-    local cmd = "sh -c 'exec ./" .. (os.getenv("SIP_BUILD") or "build") ..
+    local cmd = "sh -c 'exec ./" .. BUILD ..
                 "/sip-compositor --listen 127.0.0.1:0 --script 1=423:Min-Expires=90' & echo pid $!"
     local proc = assert(io.popen(cmd .. "; wait", "r"))
     local pid, port
@@ -250,19 +245,9 @@ end)
 
 -- The program, driven by SIPp scenarios (spec/sipp/*.xml) over 127.0.0.1. SIPp runs with
 -- -nr (no retransmissions of its own: the scenarios send retransmissions by hand) and -m 1.
-local BUILD = os.getenv("SIP_BUILD") or "build"
--- Helpers run without the sanitizer runtime `make asan` preloads into the Lua process.
-local CLEAN_ENV = "unset LD_PRELOAD ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS; "
+local CLEAN_ENV = common.CLEAN_ENV
 local HAVE_SIPP = os.execute("command -v sipp > /dev/null 2>&1")
 HAVE_SIPP = HAVE_SIPP == true or HAVE_SIPP == 0
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- A short pause for polling a program's log: one turn of the loop with a timer due.
 local function pause(seconds)

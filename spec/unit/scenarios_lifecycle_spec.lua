@@ -1,5 +1,6 @@
--- publish-spec.md §5 D (concurrency, queueing, lifecycle: 43–48) and E (close and UA
--- shutdown: 49–54), with the recommended behaviour of §4 (queue, coalesce, newest etag).
+-- doc/behaviour.md D (concurrency, queueing, lifecycle: 43–48) and E (close and UA
+-- shutdown: 49–54): calls made while a request is in flight are queued, coalesced to the
+-- newest intent and sent with the newest etag.
 local testing = require "sip.testing"
 local S = require "support.scenario"
 

@@ -1,4 +1,4 @@
--- publish-spec.md §5 A: basic operations (scenarios 1–15), on the virtual network and clock.
+-- doc/behaviour.md A: basic operations (scenarios 1–15), on the virtual network and clock.
 local testing = require "sip.testing"
 local S = require "support.scenario"
 
@@ -126,7 +126,7 @@ describe("A. basic operations", function()
     S.refresh(S.fires_at(t.net, 3250), "e2", 3600)
   end)
 
-  it("#8 publish(\"\") with an etag is a refresh too (publish-spec §4)", function()
+  it("#8 publish(\"\") with an etag is a refresh too", function()
     local t = S.published()
     t.ctx:publish("")
     S.refresh(t.net:take(), "e1", 3600)

@@ -12,7 +12,6 @@
 -- plain challenge; a wrong password (-2) or an unknown user (-3) is challenged again with a
 -- new nonce, not stale; qop=auth-int responses are never accepted (5.6's auth module
 -- compares against an H(entity-body) it never computes).
-local sip = require "sip"
 local K = require "support.kamailio"
 local loop = require "support.loop"
 local E = require "support.events"
@@ -24,38 +23,12 @@ local PASSWORD = "secret"
 local USERS = { { "alice", REALM, PASSWORD } }
 local PIDF = "application/pidf+xml"
 local MIN_EXPIRES = 60
-local WAIT = 5 -- seconds any single exchange may take on loopback
+local WAIT = K.WAIT
+local table_empty = K.table_empty
 
-local function pidf(basic, note)
-  return ([[<?xml version="1.0" encoding="UTF-8"?>
-<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.test">
-  <tuple id="t-alice">
-    <status><basic>%s</basic></status>
-    <note>%s</note>
-  </tuple>
-</presence>
-]]):format(basic, note or basic)
-end
+local function pidf(basic, note) return K.pidf(AOR, basic, note) end
 
-
-local function presence_rows(k)
-  local out = {}
-  for _, r in ipairs(k:presentities()) do
-    if r.username == "alice" and r.event == "presence" then out[#out + 1] = r end
-  end
-  return out
-end
-
-local function one_row(k)
-  local rows = presence_rows(k)
-  assert.are.equal(1, #rows, "presentity rows for alice/presence")
-  return rows[1]
-end
-
-local function table_empty(k)
-  local ok, left = k:wait_empty()
-  assert.is_true(ok, "presentity table not emptied; rows left: " .. tostring(left))
-end
+local function one_row(k) return K.one_row(k, "alice", "presence") end
 
 -- The digest response recomputed here (coreutils hashes) from what went over the wire, for
 -- qop auth / auth-int and the non -sess algorithms Kamailio offers.
@@ -78,25 +51,9 @@ describe("Kamailio with digest authentication #integration #kamailio #auth", fun
     return
   end
 
-  local k, ua, errors, saved_on_error
-
-  before_each(function()
-    errors = {}
-    saved_on_error = sip.on_error
-    sip.on_error = function(msg) errors[#errors + 1] = tostring(msg) end
-  end)
-
-  after_each(function()
-    -- Close the UA while Kamailio still answers, so that no transaction outlives the spec.
-    if ua and not ua.closed then
-      ua:close()
-      loop.run_until(nil, WAIT)
-    end
-    ua = nil
-    if k then k:stop() end
-    k = nil
-    sip.on_error = saved_on_error
-  end)
+  local fx = K.fixture(before_each, after_each)
+  local run_until, no_handler_errors = fx.run_until, fx.no_handler_errors
+  local k, ua
 
   -- Kamailio with opts (auth on, alice's account) and a UA with `credentials` (a table, or
   -- a function of the started server returning one; default: the right password).
@@ -104,21 +61,12 @@ describe("Kamailio with digest authentication #integration #kamailio #auth", fun
     opts = opts or {}
     opts.auth, opts.users = true, opts.users or USERS
     opts.min_expires = MIN_EXPIRES
-    k = K.start(opts)
+    k = fx:start(opts)
     if type(credentials) == "function" then credentials = credentials(k) end
-    local config = { uri = AOR, outbound_proxy = k.uri, local_address = "127.0.0.1" }
+    local config = { uri = AOR }
     for key, v in pairs(credentials or { password = PASSWORD }) do config[key] = v end
-    ua = sip.UA.new(config)
+    ua = fx:new_ua(config)
     return k, ua
-  end
-
-  local function no_handler_errors()
-    assert.are.same({}, errors, "errors raised in event handlers")
-  end
-
-  local function run_until(pred, what)
-    local ok = loop.run_until(pred, WAIT)
-    assert.is_true(ok, "timed out waiting for " .. what .. "\n" .. k:log_tail(15))
   end
 
   -- The first request had no credentials and was challenged; the second answers the

@@ -1,4 +1,4 @@
--- publish-spec.md §5 F: malformed and mismatched responses (scenarios 55–64). A dropped
+-- doc/behaviour.md F: malformed and mismatched responses (scenarios 55–64). A dropped
 -- response leaves the transaction pending: no event, retransmissions go on, and a good
 -- response (or Timer F) still ends it.
 local S = require "support.scenario"

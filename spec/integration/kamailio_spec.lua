@@ -2,7 +2,6 @@
 -- storage) started on a loopback UDP port by the spec itself. Every scenario checks three
 -- views that must agree: the events the library emits, the PUBLISH requests Kamailio
 -- logged (what went over the wire), and Kamailio's presentity table.
-local sip = require "sip"
 local K = require "support.kamailio"
 local loop = require "support.loop"
 local E = require "support.events"
@@ -11,17 +10,11 @@ local record, names, at_least = E.record, E.names, E.at_least
 local AOR = "sip:alice@example.com"
 local PIDF = "application/pidf+xml"
 local MIN_EXPIRES = 60
-local WAIT = 5 -- seconds any single exchange may take on loopback
+local WAIT = K.WAIT
+local one_row, table_empty = K.one_row, K.table_empty
 
 local function pidf(user, basic, note)
-  return ([[<?xml version="1.0" encoding="UTF-8"?>
-<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:%s@example.com">
-  <tuple id="t-%s">
-    <status><basic>%s</basic></status>
-    <note>%s</note>
-  </tuple>
-</presence>
-]]):format(user, user, basic, note or basic)
+  return K.pidf("sip:" .. user .. "@example.com", basic, note)
 end
 
 local function dialog_info(user, state)
@@ -34,27 +27,6 @@ local function dialog_info(user, state)
 ]]):format(user, state)
 end
 
-
-local function find_rows(rows, user, event)
-  local out = {}
-  for _, r in ipairs(rows) do
-    if r.username == user and r.event == event then out[#out + 1] = r end
-  end
-  return out
-end
-
--- The presentity table holds exactly one row for user/event; returns it.
-local function one_row(k, user, event)
-  local rows = find_rows(k:presentities(), user, event)
-  assert.are.equal(1, #rows, "presentity rows for " .. user .. "/" .. event)
-  return rows[1]
-end
-
-local function table_empty(k)
-  local ok, left = k:wait_empty()
-  assert.is_true(ok, "presentity table not emptied; rows left: " .. tostring(left))
-end
-
 local available, why = K.available()
 
 describe("Kamailio as the ESC #integration #kamailio", function()
@@ -63,36 +35,14 @@ describe("Kamailio as the ESC #integration #kamailio", function()
     return
   end
 
-  local k, ua, errors, saved_on_error
+  local fx = K.fixture(before_each, after_each)
+  local run_until, no_handler_errors = fx.run_until, fx.no_handler_errors
+  local k, ua
 
   before_each(function()
-    errors = {}
-    saved_on_error = sip.on_error
-    sip.on_error = function(msg) errors[#errors + 1] = tostring(msg) end
-    k = K.start { min_expires = MIN_EXPIRES }
-    ua = sip.UA.new { uri = AOR, outbound_proxy = k.uri, local_address = "127.0.0.1" }
+    k = fx:start { min_expires = MIN_EXPIRES }
+    ua = fx:new_ua { uri = AOR }
   end)
-
-  after_each(function()
-    -- Close the UA while Kamailio still answers, so that no transaction outlives the spec.
-    if ua and not ua.closed then
-      ua:close()
-      loop.run_until(nil, WAIT)
-    end
-    ua = nil
-    if k then k:stop() end
-    k = nil
-    sip.on_error = saved_on_error
-  end)
-
-  local function no_handler_errors()
-    assert.are.same({}, errors, "errors raised in event handlers")
-  end
-
-  local function run_until(pred, what)
-    local ok = loop.run_until(pred, WAIT)
-    assert.is_true(ok, "timed out waiting for " .. what .. "\n" .. k:log_tail(15))
-  end
 
   it("initial, refresh, modify and remove, each If-Match being the ESC's last SIP-ETag", function()
     local b1, b2 = pidf("alice", "open"), pidf("alice", "closed", "in a meeting")

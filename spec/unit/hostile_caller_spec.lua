@@ -4,17 +4,10 @@
 -- context left in the UA, the UA still usable), or correct wire output.
 local sip = require "sip"
 local testing = require "sip.testing"
+local common = require "support.common"
 
-local TARGET = "sip:alice@example.com"
+local TARGET, show = common.TARGET, common.show
 local KIB64 = 64 * 1024
-
-local function show(v)
-  if type(v) == "string" then
-    local s = string.format("%q", #v > 40 and (v:sub(1, 40) .. "…") or v)
-    return s:gsub("\r", "\\r"):gsub("\n", "\\n")
-  end
-  return tostring(v)
-end
 
 -- fn(...) must raise a Lua error (a string) containing `name`; returns the message.
 local function raises_naming(name, fn, ...)

@@ -5,7 +5,7 @@ local sip = require "sip"
 local core = require "sip.core"
 local testing = require "sip.testing"
 
-local TARGET = "sip:alice@example.com"
+local TARGET = require("support.common").TARGET
 local OPENSSL_NAMES = { ["MD5"] = "md5", ["SHA-256"] = "sha256", ["SHA-512-256"] = "sha512-256" }
 
 -- H(data) computed by the openssl command, independently of the library.

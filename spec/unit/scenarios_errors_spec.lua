@@ -1,4 +1,4 @@
--- publish-spec.md §5 B: error handling and recovery (scenarios 16–35).
+-- doc/behaviour.md B: error handling and recovery (scenarios 16–35).
 local S = require "support.scenario"
 
 -- Timer E schedule on UDP from the first transmission (RFC 3261 §17.1.2.2), then Timer F.

@@ -1,15 +1,16 @@
--- The libuv driver (csrc/driver_uv.c) over loopback UDP (#integration): responses read in
+-- The libuv driver (csrc/drivers/uv/uv_driver.c) over loopback UDP (#integration): responses read in
 -- batches (recvmmsg) reach the core once each; requests made while a batch is handled leave
 -- together at its end (sendmmsg), in the order they were made; a send the kernel refuses is
 -- reported as it was before batching; a user call outside any callback sends at once.
 -- spec/support/driver_faults.c covers refusals, EAGAIN and short sends inside a batch.
 local sip = require "sip"
+local testing = require "sip.testing"
 local loop = require "support.loop"
 local events = require "support.events"
+local BUILD = require("support.common").BUILD
 
 local ok_socket, socket = pcall(require, "socket")
 local HAVE_SOCKET = ok_socket and type(socket) == "table" and socket.udp ~= nil
-local BUILD = os.getenv("SIP_BUILD") or "build"
 
 local function record(ctx, name, log)
   for _, e in ipairs { "progress", "published", "failed", "unpublished" } do
@@ -19,11 +20,7 @@ local function record(ctx, name, log)
   end
 end
 
-local function shutdown(ua, ...)
-  ua:close()
-  assert(loop.run_until(function() return ua._core:state() == "closed" end, 10), "the UA did not close")
-  for _, x in ipairs { ... } do x:close() end
-end
+local function shutdown(ua, ...) loop.shutdown(ua, 10, ...) end
 
 -- A bare UDP server (luasocket), read without running the sip loop.
 local function raw_server()
@@ -44,15 +41,15 @@ local function next_datagram(s, timeout)
   return data, host, port
 end
 
--- A 200 OK to the raw request req (Via, From, To, Call-ID and CSeq copied).
+-- A 200 OK to the raw request req.
 local function ok_to(req, etag)
-  return events.response_to(req, "SIP/2.0 200 OK", { "SIP-ETag: " .. etag, "Expires: 600" })
+  return testing.response_for(testing.parse(req), 200, { ["SIP-ETag"] = etag, Expires = 600 })
 end
 
 local function call_id(req) return req:match("\r\nCall%-ID: *([^\r\n]+)") end
 
 describe("libuv driver #integration", function()
-  events.fail_on_handler_errors(sip, before_each, after_each)
+  events.fail_on_handler_errors(before_each, after_each)
 
   it("64 lives in flight: every answer reaches its publication once, every request leaves once", function()
     local N, W = 200, 64

@@ -4,11 +4,7 @@
 local sip = require "sip"
 local testing = require "sip.testing"
 local S = require "support.scenario"
-
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v)
-end
+local show = require("support.common").show
 
 -- fn() must raise an error whose message contains `name`.
 local function raises_naming(name, fn, ...)

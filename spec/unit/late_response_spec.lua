@@ -1,0 +1,37 @@
+-- A final response that arrives after Timer F ended its transaction (a fault that costs 32 s
+-- of real time over loopback, so it is checked here on the virtual clock): no event for it,
+-- and the publication goes on as if it never came.
+local S = require "support.scenario"
+
+describe("faults on the virtual clock", function()
+  it("a final response arriving after Timer F: no event, nothing sent; a later publish starts afresh", function()
+    local t = S.start()
+    t.net:advance(32)
+    t.net:sent()
+    S.events(t.rec, { "failed(nil,Request Timeout)", "unpublished(nil,Request Timeout)" })
+    t.net:reply(t.req, 200, { ["SIP-ETag"] = "late", Expires = 3600 })
+    t.net:reply(t.req, 100)
+    assert.are.same({}, t.rec)
+    t.net:none()
+    assert.is_nil(t.ctx.etag, "the late entity-tag is not taken")
+    t.ctx:publish("B2")
+    local again = t.net:take()
+    assert.is_nil(again:header("SIP-If-Match"))
+    assert.are.equal("B2", again.body)
+  end)
+
+  it("a refresh whose 200 comes after Timer F: retried (the state still valid), then published", function()
+    local t = S.published({ options = { expires = 600 } }, "e1", 600)
+    local r = S.fires_at(t.net, 540)
+    t.net:advance(32)
+    t.net:sent()
+    S.events(t.rec, { "progress(nil,Request Timeout)" })
+    t.net:reply(r, 200, { ["SIP-ETag"] = "late", Expires = 600 })
+    assert.are.same({}, t.rec, "the late 200 of the timed-out refresh is ignored")
+    local retry = S.fires_at(t.net, 540 + 32 + 1)
+    S.refresh(retry, "e1", 600)
+    t.net:reply(retry, 200, { ["SIP-ETag"] = "e2", Expires = 600 })
+    S.events(t.rec, { "published(200,OK)" })
+    assert.are.equal("e2", t.ctx.etag)
+  end)
+end)
