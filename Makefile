@@ -21,9 +21,18 @@ COMP_OBJ    := $(call OBJ_OF,$(COMP_SRC))
 MODULE_OBJ  := $(call OBJ_OF,$(MODULE_SRC))
 HEADERS     := $(wildcard csrc/include/*.h csrc/*/*.h csrc/drivers/*/*.h)
 
-.PHONY: all deps bench-deps check-sources check-spec-tags test unit check asan valgrind demo clean rock luajit soak
+.PHONY: luajit-build all deps bench-deps check-rockspecs check-spec-tags test unit check asan valgrind demo clean rock dist \
+        luajit lua5.1 lua5.3 soak
 
-all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/examples/publish $(BUILD)/spec/driver_faults
+all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/sip-publish $(BUILD)/examples/publish \
+     $(BUILD)/spec/driver_faults
+
+# The sip-publish command from the source tree (the rock installs it with LuaRocks' wrapper).
+$(BUILD)/sip-publish: bin/sip-publish.lua
+	@mkdir -p $(dir $@)
+	@printf '#!/bin/sh\n# sip-publish from the source tree %s\nexec env LUA_PATH="%s/lua/?.lua;%s/lua/?/init.lua;$$LUA_PATH;;" LUA_CPATH="%s/$(BUILD)/?.so;$$LUA_CPATH;;" $(LUA) %s/bin/sip-publish.lua "$$@"\n' \
+	  "$(CURDIR)" "$(CURDIR)" "$(CURDIR)" "$(CURDIR)" "$(CURDIR)" > $@
+	@chmod +x $@
 
 # The driver under injected sendmmsg faults (spec/integration/driver_spec.lua runs it).
 $(BUILD)/spec/driver_faults: spec/support/driver_faults.c $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(HEADERS)
@@ -51,7 +60,7 @@ $(BUILD)/sip-compositor: $(COMP_MAIN) $(COMP_OBJ) $(call OBJ_OF,csrc/core/causes
 # Debian packages: one list per purpose in mk/packages/ (build, test, check, luajit, fuzz,
 # bench, and one per feature switch), one install rule (mk/deps.sh) that installs what is
 # missing. `make deps` covers everything but the benchmarks; `make bench-deps` adds them.
-DEPS_FOR ?= build test check luajit fuzz $(FEATURE_DEPS)
+DEPS_FOR ?= build test lua check luajit fuzz $(FEATURE_DEPS)
 
 deps:
 	@sh mk/deps.sh $(DEPS_FOR)
@@ -59,20 +68,25 @@ deps:
 bench-deps:
 	@sh mk/deps.sh $(DEPS_FOR) bench
 
-# The rockspec builds sip.core from the same sources as the Makefile (ROCK_SRC: MODULE_SRC
-# with every feature switch off, as the rockspec has none of them).
-check-sources:
-	@$(LUA) mk/check-sources.lua rockspec/lua-sip-publish-scm-1.rockspec $(ROCK_SRC)
+# The rockspecs build sip.core through mk/rock.mk, from mk/sources.mk's lists: one source
+# list; the scm and the release rockspec agree.
+check-rockspecs:
+	@$(LUA) mk/check-rockspecs.lua rockspec/lua-sip-publish-scm-1.rockspec \
+	  $$(ls rockspec/lua-sip-publish-[0-9]*.rockspec | sort -V | tail -n 1)
 
 # `make unit` and `make luajit` select spec/unit/ by tag: the folders and the `integration`
 # tag must agree.
 check-spec-tags: all
 	@sh mk/check-spec-tags.sh $(BUSTED)
 
-# The whole suite: unit specs (virtual clock), the test compositor over loopback UDP,
-# and Kamailio started by the specs themselves on a loopback port.
-test: deps check-sources all check-spec-tags
+# The whole suite on Lua 5.4 and on LuaJIT: unit specs (virtual clock), the test compositor
+# over loopback UDP, Kamailio started by the specs themselves on a loopback port; then the
+# unit specs on Lua 5.1 and 5.3. Each Lua has its own build of sip.core (build/<lua>/).
+test: deps check-rockspecs all check-spec-tags
 	$(BUSTED) --run=ci
+	$(MAKE) --no-print-directory luajit-build
+	SIP_BUILD=build/luajit luajit /usr/bin/busted --run=ci
+	$(MAKE) --no-print-directory lua5.1 lua5.3
 
 unit: all
 	$(BUSTED) --exclude-tags=integration
@@ -94,11 +108,19 @@ valgrind: all
 	  --suppressions=$(CURDIR)/.ci/valgrind.supp --trace-children=no \
 	  $(BUSTED) --run=ci --exclude-tags=slow
 
-# The same C built for LuaJIT (Lua 5.1 API + lua-compat-5.3), with the unit specs under it.
-luajit: deps
-	@mkdir -p build/luajit/sip
-	$(MAKE) --no-print-directory BUILD=build/luajit LUA_INCDIR="/usr/include/luajit-2.1 -I/usr/include/lua5.1" build/luajit/sip/core.so
+# The same C built against LuaJIT's headers alone (as OpenResty installs them: the Lua 5.1 API
+# plus the lua-compat-5.3 layer shipped in csrc/lua/compat), with the unit specs under it.
+luajit: deps luajit-build
 	SIP_BUILD=build/luajit luajit /usr/bin/busted --exclude-tags=integration
+
+luajit-build:
+	$(MAKE) --no-print-directory BUILD=build/luajit LUA=luajit LUA_INCDIR=/usr/include/luajit-2.1 \
+	  build/luajit/sip/core.so build/luajit/sip-compositor
+
+# The unit specs on Lua 5.1 and 5.3, each against its own build.
+lua5.1 lua5.3: all
+	$(MAKE) --no-print-directory BUILD=build/$@ LUA=$@ LUA_INCDIR=/usr/include/$@ build/$@/sip/core.so
+	SIP_BUILD=build/$@ $@ /usr/bin/busted --exclude-tags=integration
 
 # A bounded soak: publications with short Expires under random passing faults and one
 # restart; RSS must stay flat and no refresh may be missed (SOAK_SECONDS, SOAK_N, SOAK_SEED).
@@ -112,6 +134,10 @@ demo: deps all
 
 rock:
 	luarocks --lua-version=5.4 --tree=./rocktree make --deps-mode=none rockspec/lua-sip-publish-scm-1.rockspec
+
+# The release's source rock (build/dist/): installs with no network, `luarocks install FILE`.
+dist:
+	@sh mk/dist.sh
 
 clean:
 	rm -rf build rocktree sip

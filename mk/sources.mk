@@ -1,6 +1,5 @@
 # mk/sources.mk — the one list of C sources, per layer; the Makefile, the fuzz and bench builds
-# and `make check-sources` (ROCK_SRC, the module's sources with the features below off, against
-# rockspec/*.rockspec: mk/check-sources.lua) all read it.
+# and the rock's build (mk/rock.mk, which the rockspecs name) all read it.
 #
 #   csrc/include     public headers: the core (sipub.h), the libuv driver, the test compositor
 #   csrc/core        the sans-I/O protocol core: no libuv, no Lua (enforced by mk/forbid/core)
@@ -18,9 +17,9 @@
 #                  the binding's Lua driver): MODULE_SRC keeps the core and the binding files
 #                  that do not need libuv (LUA_UV_SRC, COMP_SRC and UV_SRC are left out), adds
 #                  NOUV_SRC and -DSIPUB_WITHOUT_UV to the binding's flags. It does not link yet:
-#                  the loop and the UA glue (LUA_UV_SRC) call libuv until the binding's
-#                  driver vtable lands, and LIBS still names -luv (the OpenResty issue gives
-#                  the module its own link line).
+#                  luaopen_sip_core opens the loop provider (lloop.c) unconditionally and LIBS
+#                  names -luv. Meanwhile the one module serves OpenResty as it is: a UA with a
+#                  Lua driver never creates a libuv loop (lloop.c makes it on first need).
 # The *_SRC lists of a feature are empty until the issue that writes its files fills them.
 
 CORE_SRC := csrc/core/ua.c csrc/core/pub.c csrc/core/publish.c csrc/core/txn.c csrc/core/heap.c \
@@ -42,10 +41,6 @@ UV_INC   := -Icsrc/include -Icsrc/drivers/uv -Imk/forbid/driver
 LUA_INC  := -Icsrc/include -Icsrc/lua -Icsrc/lua/compat
 COMP_INC := -Icsrc/include -Icsrc/compositor -Imk/forbid/driver
 
-# What the rockspec builds sip.core from (`make check-sources`): MODULE_SRC with every feature
-# switch off. Keep this line after the lists above and before the switches below.
-ROCK_SRC := $(MODULE_SRC)
-
 # ---- feature switches (see the header) ----------------------------------------------------
 WITH_CARES ?= 0
 WITH_TLS   ?= 0
@@ -56,8 +51,9 @@ CARES_SRC  :=
 TLS_SRC    :=
 # The OpenResty build's own files (e.g. its loop provider), when they exist.
 NOUV_SRC   :=
-# Binding files that call libuv today: the loop provider, the UA glue, the compositor class.
-LUA_UV_SRC := csrc/lua/lloop.c csrc/lua/lua_ua.c csrc/lua/lcompositor.c
+# Binding files that call libuv: the loop provider, the libuv driver's glue, the compositor
+# class (lua_ua.c, lua_pub.c and ldrv_lua.c do not: a Lua driver needs no libuv).
+LUA_UV_SRC := csrc/lua/lloop.c csrc/lua/ldrv_uv.c csrc/lua/lcompositor.c
 
 # Libraries the enabled features link (the Makefile adds them to LIBS) and the package lists
 # (mk/packages/*.txt) `make deps` installs for them.

@@ -23,6 +23,7 @@ typedef struct loop_box {
   int signals;     /* signals caught during this sip.run */
   lua_State *L;    /* the thread running sip.run */
   int on_signal_ref;
+  uv_signal_t *sig[2]; /* SIGINT and SIGTERM watchers, made on the first run that wants them */
 } loop_box;
 
 static loop_box *get_loop_box(lua_State *L);
@@ -106,9 +107,13 @@ static void close_walk(uv_handle_t *h, void *arg)
   if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+static void free_handle(uv_handle_t *h);
+
 static int loop_gc(lua_State *L)
 {
   loop_box *b = luaL_checkudata(L, 1, LOOP_MT);
+  for (size_t i = 0; i < 2; i++)
+    if (b->sig[i]) uv_close((uv_handle_t *)b->sig[i], free_handle);
   if (b->shared) return 0; /* luv's: our handles are closing, luv finishes its loop */
   /* Handles of collected objects are closing already; close whatever is left, let their
    * close callbacks run, then release the loop. */
@@ -246,28 +251,33 @@ static void free_handle(uv_handle_t *h)
 
 /* Watches SIGINT and SIGTERM while sip.run runs (the watchers do not keep the loop alive);
  * the dispositions in force before are put back afterwards. */
-static void watch_signals(loop_box *b, uv_signal_t *w[NCAUGHT], struct sigaction old[NCAUGHT])
+/* Watches SIGINT and SIGTERM while sip.run runs; the dispositions in force before are put back
+ * afterwards. The watchers are made once per loop and only started and stopped per run: a
+ * watcher closed after each run would leave a close callback pending, and the next
+ * run_once() would then return at once instead of waiting (a busy loop for its callers). */
+static void watch_signals(loop_box *b, struct sigaction old[NCAUGHT])
 {
   for (size_t i = 0; i < NCAUGHT; i++) {
     sigaction(caught[i], NULL, &old[i]);
-    w[i] = malloc(sizeof *w[i]);
-    if (!w[i] || uv_signal_init(b->loop, w[i]) != 0) {
-      free(w[i]);
-      w[i] = NULL;
-      continue;
+    if (!b->sig[i]) {
+      uv_signal_t *w = malloc(sizeof *w);
+      if (!w || uv_signal_init(b->loop, w) != 0) {
+        free(w);
+        continue;
+      }
+      w->data = b;
+      uv_unref((uv_handle_t *)w); /* never keeps the loop alive */
+      b->sig[i] = w;
     }
-    w[i]->data = b;
-    uv_signal_start(w[i], on_signal, caught[i]);
-    uv_unref((uv_handle_t *)w[i]);
+    uv_signal_start(b->sig[i], on_signal, caught[i]);
   }
 }
 
-static void unwatch_signals(uv_signal_t *w[NCAUGHT], struct sigaction old[NCAUGHT])
+static void unwatch_signals(loop_box *b, struct sigaction old[NCAUGHT])
 {
   for (size_t i = 0; i < NCAUGHT; i++) {
-    if (!w[i]) continue;
-    uv_signal_stop(w[i]);
-    uv_close((uv_handle_t *)w[i], free_handle);
+    if (!b->sig[i]) continue;
+    uv_signal_stop(b->sig[i]);
     sigaction(caught[i], &old[i], NULL);
   }
 }
@@ -289,7 +299,6 @@ static int l_run(lua_State *L)
 #if LUA_VERSION_NUM >= 504
   if (lua_toboolean(L, 2)) lua_gc(L, LUA_GCINC, 0, 0, 0); /* 0: parameters unchanged */
 #endif
-  uv_signal_t *w[NCAUGHT] = { NULL };
   struct sigaction old[NCAUGHT];
   int with_signals = lua_isfunction(L, 3);
   if (with_signals) {
@@ -297,7 +306,7 @@ static int l_run(lua_State *L)
     b->on_signal_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     b->L = L;
     b->signals = 0;
-    watch_signals(b, w, old);
+    watch_signals(b, old);
   }
   b->running = 1;
   int alive;
@@ -309,7 +318,7 @@ static int l_run(lua_State *L)
     if (st != LUA_OK) {
       b->running = 0;
       if (with_signals) {
-        unwatch_signals(w, old);
+        unwatch_signals(b, old);
         luaL_unref(L, LUA_REGISTRYINDEX, b->on_signal_ref);
         b->on_signal_ref = LUA_NOREF;
       }
@@ -321,7 +330,7 @@ static int l_run(lua_State *L)
   }
   b->running = 0;
   if (with_signals) {
-    unwatch_signals(w, old);
+    unwatch_signals(b, old);
     luaL_unref(L, LUA_REGISTRYINDEX, b->on_signal_ref);
     b->on_signal_ref = LUA_NOREF;
   }

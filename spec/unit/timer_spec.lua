@@ -21,6 +21,19 @@ describe("sip.timer", function()
     end
   end)
 
+  it("run_once() waits for the next timer instead of returning at once, run after run", function()
+    for _ = 1, 3 do -- the signal watchers of one run leave nothing that wakes the next
+      local fired, turns = false, 0
+      sip.timer(0.05, function() fired = true end)
+      while not fired and turns < 1000 do
+        sip.run_once()
+        turns = turns + 1
+      end
+      assert.is_true(fired)
+      assert.is_true(turns <= 3, "run_once returned " .. turns .. " times before a 50 ms timer")
+    end
+  end)
+
   it("fires a short timer", function()
     local fired = false
     sip.timer(0, function() fired = true end)
