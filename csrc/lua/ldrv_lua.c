@@ -69,7 +69,7 @@ static int l_vreceive(lua_State *L)
   lua_ua *u = check_virtual(L);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  sipub_ua_receive(u->core, u->vnow, data, len);
+  sipub_ua_receive(u->core, u->vnow, NULL, data, len);
   lsipub_drain(L, u);
   return 0;
 }

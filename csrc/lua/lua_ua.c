@@ -221,7 +221,7 @@ static int l_ua_new(lua_State *L)
     cfg.seed = (uint64_t)uv_hrtime() ^ (uint64_t)(uintptr_t)u;
 
   char via_buf[64];
-  sipub_io vio = { u, lsipub_virt_send };
+  sipub_io vio = { u, lsipub_virt_send, NULL }; /* no resolver: the test network takes names */
   const sipub_io *io = &vio;
   uint64_t now = 0;
   if (virt) {

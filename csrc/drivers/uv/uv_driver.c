@@ -384,7 +384,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
       drv->in_recv = 1;
       begin_batch(drv);
     }
-    sipub_ua_receive(drv->ua, uv_now(drv->loop), buf->base, (size_t)nread);
+    sipub_ua_receive(drv->ua, uv_now(drv->loop), NULL, buf->base, (size_t)nread);
   }
   if ((flags & UV_UDP_MMSG_CHUNK) || !drv->in_recv) return;
   drv->in_recv = 0;
