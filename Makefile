@@ -22,12 +22,18 @@ HEADERS     := $(wildcard csrc/include/*.h csrc/*/*.h csrc/drivers/*/*.h)
 
 .PHONY: all deps test unit check asan valgrind demo clean rock luajit soak
 
-all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/examples/publish $(BUILD)/spec/driver_faults
+all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/examples/publish $(BUILD)/spec/driver_faults \
+     $(BUILD)/spec/core_seams
 
 # The driver under injected sendmmsg faults (spec/driver_spec.lua runs it).
 $(BUILD)/spec/driver_faults: spec/support/driver_faults.c $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Icsrc/include -o $@ $< $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(LIBS) -ldl
+
+# The core's transport and resolver seams under a fake io (spec/unit/core_seams_spec.lua runs it).
+$(BUILD)/spec/core_seams: spec/support/core_seams.c $(CORE_OBJ) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Icsrc/include -o $@ $< $(CORE_OBJ) $(LIBS)
 
 # The C example: the core and the libuv driver without Lua.
 $(BUILD)/examples/publish: examples/publish.c $(CORE_OBJ) $(UV_OBJ) $(HEADERS)

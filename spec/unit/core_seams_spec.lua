@@ -1,0 +1,46 @@
+-- The core's transport and resolver seams, without the Lua binding: spec/support/core_seams.c
+-- (built by `make all`) drives the core with a fake io and a virtual clock, one case per run.
+local BUILD = os.getenv("SIP_BUILD") or "build"
+local EXE = BUILD .. "/spec/core_seams"
+
+local function run(case)
+  local f = io.open(EXE)
+  if not f then return nil end
+  f:close()
+  local p = assert(io.popen(EXE .. " " .. case .. " 2>&1; echo rc=$?"))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+local function case(name, what)
+  it(what, function()
+    local out = run(name)
+    if not out then pending("no " .. EXE .. " (make all builds it)") return end
+    assert(out:match("\nrc=0%s*$") and out:match("^ok\n"), out)
+  end)
+end
+
+describe("core seams: stream flows (TCP/TLS bytes framed by Content-Length)", function()
+  case("split_read", "delivers a response split across two reads once")
+  case("coalesced", "delivers both of two responses that arrive in one read")
+  case("big_body", "reassembles a body larger than one read")
+  case("bad_length", "fails the flow's transactions and returns <0 on a bad, missing or huge Content-Length")
+  case("keepalive", "skips RFC 5626 CRLF keep-alives between messages, even cut in two")
+  case("framer", "sipub_frame_message: compact form, bare LF, need-more, no length, bad value located")
+end)
+
+describe("core seams: reliability per flow", function()
+  case("reliable", "over TCP: no Timer E retransmission, Timer F at 64*T1, Timer K = 0")
+  case("udp_unchanged", "over UDP: datagrams as before, Timer E doubling, Timer K = T4")
+end)
+
+describe("core seams: flow failure", function()
+  case("flow_failed", "fails only that flow's transactions, with the reason as the event's detail")
+end)
+
+describe("core seams: resolver", function()
+  case("resolver", "asks once per name, sends wait for the answer and go to the answered address; cache, TTL, flow failure, literals")
+  case("resolver_error", "an error answer fails the waiting requests with a detail naming the host")
+  case("no_resolver", "without io.resolve the core sends to the name as before")
+end)
