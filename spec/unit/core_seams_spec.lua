@@ -44,3 +44,7 @@ describe("core seams: resolver", function()
   case("resolver_error", "an error answer fails the waiting requests with a detail naming the host")
   case("no_resolver", "without io.resolve the core sends to the name as before")
 end)
+
+describe("core seams: the libuv driver's resolver", function()
+  case("uv_resolve", "publishes to localhost: the core asks uv_getaddrinfo, sends go to the answered address")
+end)
