@@ -28,7 +28,7 @@ build = {
         "csrc/core/heap.c", "csrc/core/auth.c", "csrc/core/check.c", "csrc/core/route.c",
         "csrc/core/osip.c", "csrc/core/causes.c", "csrc/core/digest.c", "csrc/core/msg_util.c",
         "csrc/core/msg_build.c", "csrc/core/msg_template.c", "csrc/core/msg_parse.c",
-        "csrc/core/msg_scan.c", "csrc/core/frame.c", "csrc/core/resolve.c",
+        "csrc/core/msg_scan.c", "csrc/core/frame.c", "csrc/core/flow.c", "csrc/core/resolve.c",
         "csrc/drivers/uv/uv_driver.c", "csrc/drivers/uv/uv_udp.c", "csrc/drivers/uv/uv_dns.c",
         "csrc/compositor/compositor.c",
         "csrc/lua/lsipub.c", "csrc/lua/lloop.c", "csrc/lua/lua_ua.c", "csrc/lua/lua_pub.c",

@@ -184,7 +184,7 @@ struct sipub_ua {
   queued_event *evq;
   size_t evq_head, evq_len, evq_cap;
   queued_event current; /* the event last handed out by poll */
-  struct stream_buf *streams; /* partial messages of stream flows (frame.c) */
+  struct stream_buf *streams; /* partial messages of stream flows (flow.c) */
   struct rname *names;   /* names asked of io.resolve and their answers (resolve.c) */
   uint32_t last_query;
 };
@@ -245,9 +245,9 @@ int check_split_extra(sipub_pub *p, const char *const *lines);
 /* route.c */
 int route_pick_dest(sipub_pub *p, const char *target);
 
-/* frame.c */
-void frame_drop_flow(sipub_ua *ua, const sipub_dest *flow);
-void frame_free_all(sipub_ua *ua);
+/* flow.c */
+void flow_drop(sipub_ua *ua, const sipub_dest *flow);
+void flow_free_all(sipub_ua *ua);
 
 /* resolve.c */
 /* Where t's bytes go: 1 with t->flow set (a literal host, no resolver, or a cached answer);

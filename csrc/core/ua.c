@@ -188,7 +188,7 @@ void sipub_ua_free(sipub_ua *ua)
   if (!ua) return;
   while (ua->pubs) pub_free(ua->pubs);
   resolve_free_all(ua);
-  frame_free_all(ua);
+  flow_free_all(ua);
   txn_table_free(ua);
   response_unref(ua->current.resp);
   free(ua->current.detail);
