@@ -51,8 +51,11 @@ $(BUILD)/sip/core.so: $(MODULE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN) -o $@ $^ $(LIBS)
 
-$(BUILD)/sip-compositor: $(COMP_MAIN) $(COMP_OBJ) $(call OBJ_OF,csrc/core/causes.c csrc/core/osip.c) $(HEADERS)
-	$(CC) $(BASE_CFLAGS) $(COMP_INC) -o $@ $(COMP_MAIN) $(COMP_OBJ) $(call OBJ_OF,csrc/core/causes.c csrc/core/osip.c) -losip2 -losipparser2 -luv
+# The compositor program takes from the core only its reason phrases, libosip2 initialisation
+# and message framer.
+COMP_CORE_OBJ := $(call OBJ_OF,csrc/core/causes.c csrc/core/osip.c csrc/core/frame.c)
+$(BUILD)/sip-compositor: $(COMP_MAIN) $(COMP_OBJ) $(COMP_CORE_OBJ) $(HEADERS)
+	$(CC) $(BASE_CFLAGS) $(COMP_INC) -o $@ $(COMP_MAIN) $(COMP_OBJ) $(COMP_CORE_OBJ) -losip2 -losipparser2 -luv
 
 # Installs the Debian packages the build and the suite need, when some are missing.
 deps:

@@ -15,7 +15,7 @@ CORE_SRC := csrc/core/ua.c csrc/core/pub.c csrc/core/publish.c csrc/core/txn.c c
 UV_SRC   := csrc/drivers/uv/uv_driver.c csrc/drivers/uv/uv_udp.c csrc/drivers/uv/uv_dns.c
 LUA_SRC  := csrc/lua/lsipub.c csrc/lua/lloop.c csrc/lua/lua_ua.c csrc/lua/lua_pub.c \
             csrc/lua/ldrv_lua.c csrc/lua/lcompositor.c
-COMP_SRC := csrc/compositor/compositor.c
+COMP_SRC := csrc/compositor/compositor.c csrc/compositor/store.c csrc/compositor/wire.c
 COMP_MAIN := csrc/compositor/main.c
 
 # The module sip.core: every layer but the compositor's program.

@@ -30,7 +30,7 @@ build = {
         "csrc/core/msg_build.c", "csrc/core/msg_template.c", "csrc/core/msg_parse.c",
         "csrc/core/msg_scan.c", "csrc/core/frame.c", "csrc/core/flow.c", "csrc/core/resolve.c",
         "csrc/drivers/uv/uv_driver.c", "csrc/drivers/uv/uv_udp.c", "csrc/drivers/uv/uv_dns.c",
-        "csrc/compositor/compositor.c",
+        "csrc/compositor/compositor.c", "csrc/compositor/store.c", "csrc/compositor/wire.c",
         "csrc/lua/lsipub.c", "csrc/lua/lloop.c", "csrc/lua/lua_ua.c", "csrc/lua/lua_pub.c",
         "csrc/lua/ldrv_lua.c", "csrc/lua/lcompositor.c",
       },
