@@ -246,7 +246,6 @@ int check_split_extra(sipub_pub *p, const char *const *lines);
 int route_pick_dest(sipub_pub *p, const char *target);
 
 /* flow.c */
-void flow_drop(sipub_ua *ua, const sipub_dest *flow);
 void flow_free_all(sipub_ua *ua);
 
 /* resolve.c */

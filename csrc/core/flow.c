@@ -35,7 +35,7 @@ static void stream_free(stream_buf *s)
   free(s);
 }
 
-void flow_drop(sipub_ua *ua, const sipub_dest *flow)
+static void flow_drop(sipub_ua *ua, const sipub_dest *flow)
 {
   stream_buf **pp = find_stream(ua, flow);
   if (!*pp) return;

@@ -1,7 +1,12 @@
 -- The core's transport and resolver seams, without the Lua binding: spec/support/core_seams.c
 -- (built by `make all`) drives the core with a fake io and a virtual clock, one case per run.
-local BUILD = os.getenv("SIP_BUILD") or "build"
-local EXE = BUILD .. "/spec/core_seams"
+-- The harness has no Lua in it: a build for another Lua (make luajit) uses the default one.
+local EXE
+for _, dir in ipairs { os.getenv("SIP_BUILD") or "build", "build" } do
+  local f = io.open(dir .. "/spec/core_seams")
+  if f then f:close() EXE = dir .. "/spec/core_seams" break end
+end
+EXE = EXE or "build/spec/core_seams"
 
 local function run(case)
   local f = io.open(EXE)
