@@ -91,7 +91,7 @@ static void stream_error(sipub_ua *ua, const sipub_dest *from, const char *why)
  * flow's buffer stays put while its messages are delivered. */
 static int receive_stream(sipub_ua *ua, const sipub_dest *from, const char *data, size_t len)
 {
-  stream_buf **pp = find_stream(ua, from), *s = *pp;
+  stream_buf *s = *find_stream(ua, from);
   if (!s || !s->len) {
     long used = deliver_messages(ua, data, len);
     if (used < 0) {
@@ -101,8 +101,6 @@ static int receive_stream(sipub_ua *ua, const sipub_dest *from, const char *data
     data += used;
     len -= (size_t)used;
     if (!len) return 0;
-    pp = find_stream(ua, from); /* the handlers did not run yet, but stay safe */
-    s = *pp;
   }
   if (!s) {
     if (!(s = calloc(1, sizeof *s)) || !(s->host = strdup(from->host))) {

@@ -16,6 +16,8 @@ typedef struct rname {
   size_t naddr;
   uint64_t expires; /* when the answer goes stale */
   txn *waiting;
+  int asking;       /* inside io.resolve(): an answer given at once waits for resolve_route */
+  char *error;      /* such an answer's error */
 } rname;
 
 /* An IPv4 literal, a bracketed IPv6 one (as URIs write them), or a bare IPv6 one (as a
@@ -48,6 +50,7 @@ static void unlink_name(sipub_ua *ua, rname *r)
   while (*pp && *pp != r) pp = &(*pp)->next;
   if (*pp) *pp = r->next;
   drop_answer(r);
+  free(r->error);
   free(r->name);
   free(r);
 }
@@ -109,8 +112,21 @@ int resolve_route(sipub_ua *ua, txn *t, char **detail)
   }
   if (++ua->last_query == 0) ua->last_query = 1;
   r->query = ua->last_query;
-  if (ua->io.resolve(ua->io.ud, r->query, r->name, SIPUB_RR_ADDR) != 0) {
+  r->asking = 1;
+  int rc = ua->io.resolve(ua->io.ud, r->query, r->name, SIPUB_RR_ADDR);
+  r->asking = 0;
+  if (rc != 0) {
     *detail = msg_format("%s: the resolver could not start a query", r->name);
+    unlink_name(ua, r);
+    return -1;
+  }
+  if (!r->query) { /* answered at once (a cache, a hosts table): no waiting */
+    if (r->naddr) {
+      use_address(t, r->addrs[0]);
+      return 1;
+    }
+    *detail = r->error;
+    r->error = NULL;
     unlink_name(ua, r);
     return -1;
   }
@@ -143,6 +159,13 @@ void sipub_ua_resolved(sipub_ua *ua, uint64_t now_ms, uint32_t query_id, const s
   while (r && !(r->query && r->query == query_id)) r = r->next;
   if (!r) return;
   r->query = 0;
+  if (r->asking) { /* from inside io.resolve(): resolve_route() takes it from here */
+    if (error || keep_answer(ua, r, answers, n) != 0) {
+      drop_answer(r);
+      r->error = msg_format("%s: %s", r->name, error ? error : "no address");
+    }
+    return;
+  }
   txn *w = r->waiting;
   r->waiting = NULL;
   for (txn *t = w; t; t = t->wnext) t->wait = NULL;

@@ -64,10 +64,11 @@ typedef struct sipub_rr {
  * (an asynchronous send error, a refused or reset connection) is reported back with
  * sipub_ua_flow_failed(). dest.host is what the core chose: a name when resolve is NULL,
  * else always a literal address.
- * resolve() (optional) starts a query; the answer comes back later through
- * sipub_ua_resolved() with the same query_id, never from inside resolve() itself. It
- * returns 0, or a negative value when the query cannot start (the requests waiting for it
- * fail). NULL: the core sends to names as they are and the driver resolves them. */
+ * resolve() (optional) starts a query; the answer comes back through sipub_ua_resolved()
+ * with the same query_id, later or from inside resolve() itself (a cache). It returns 0, or
+ * a negative value when the query cannot start (the request fails at once). NULL: the core
+ * sends to names as they are and the driver resolves them. Neither callback may call the
+ * core otherwise (report failures after returning). */
 typedef struct sipub_io {
   void *ud;
   int (*send)(void *ud, const sipub_dest *dest, const char *data, size_t len);

@@ -33,6 +33,7 @@ typedef struct world {
   query q[MAX_QUERIES];
   int nq;
   int refuse_resolve;
+  const char *sync_addr, *sync_error; /* answer from inside resolve() */
   uint64_t now;
   sipub_ua *ua;
 } world;
@@ -74,6 +75,10 @@ static int fake_resolve(void *ud, uint32_t id, const char *name, sipub_rr_type t
   q->id = id;
   snprintf(q->name, sizeof q->name, "%s", name);
   q->type = type;
+  if (W.sync_addr || W.sync_error) {
+    sipub_rr rr = { .type = SIPUB_RR_A, .name = W.sync_addr, .ttl = 60 };
+    sipub_ua_resolved(W.ua, W.now, id, &rr, W.sync_addr ? 1 : 0, W.sync_error);
+  }
   return 0;
 }
 
@@ -509,6 +514,28 @@ static void resolver_error(void)
   teardown();
 }
 
+/* A driver with a cache may answer from inside resolve(). */
+static void resolver_sync(void)
+{
+  setup(1, SIPUB_TP_UDP);
+  W.sync_addr = "192.0.2.50";
+  publish("sip:alice@cached.test");
+  check(W.nq == 1 && W.nsent == 1 && strcmp(W.sent[0].host, "192.0.2.50") == 0,
+        "sent at once to the address answered inside resolve()");
+  publish("sip:bob@cached.test");
+  check(W.nq == 1 && W.nsent == 2, "and kept for the next");
+  W.sync_addr = NULL;
+  W.sync_error = "not in the cache";
+  sipub_pub *p = publish("sip:carol@uncached.test");
+  drain();
+  const seen *e = first(SIPUB_EV_FAILED, p);
+  check(e && strcmp(e->detail, "uncached.test: not in the cache") == 0,
+        "an error answered inside resolve() fails at once (%s)", e ? e->detail : "none");
+  advance(1000);
+  check(sipub_ua_next_deadline(W.ua) != UINT64_MAX && W.nsent == 4, "the others retransmit");
+  teardown();
+}
+
 static void no_resolver(void)
 {
   setup(0, SIPUB_TP_UDP);
@@ -632,7 +659,7 @@ int main(int argc, char **argv)
     { "bad_length", bad_length }, { "keepalive", keepalive }, { "reliable", reliable },
     { "udp_unchanged", udp_unchanged }, { "flow_failed", flow_failed },
     { "resolver", resolver }, { "resolver_error", resolver_error },
-    { "no_resolver", no_resolver }, { "framer", framer }, { "uv_resolve", uv_resolve },
+    { "resolver_sync", resolver_sync }, { "no_resolver", no_resolver }, { "framer", framer }, { "uv_resolve", uv_resolve },
   };
   int ran = 0;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -47,6 +47,7 @@ end)
 describe("core seams: resolver", function()
   case("resolver", "asks once per name, sends wait for the answer and go to the answered address; cache, TTL, flow failure, literals")
   case("resolver_error", "an error answer fails the waiting requests with a detail naming the host")
+  case("resolver_sync", "takes an answer given from inside io.resolve (a driver's cache), address or error")
   case("no_resolver", "without io.resolve the core sends to the name as before")
 end)
 

@@ -47,7 +47,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   dns_query *q = req->data;
   sipub_uv *drv = q->drv;
   unlink_query(q);
-  if (!drv->closing) {
+  if (!drv->closing && drv->ua) { /* (no core yet: its requests time out) */
     sipub_rr rr[MAX_ADDRS];
     char text[MAX_ADDRS][64];
     size_t n = status == 0 ? to_records(res, rr, text) : 0;
