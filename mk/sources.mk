@@ -3,7 +3,7 @@
 #
 #   csrc/include     public headers: the core (sipub.h), the libuv driver, the test compositor
 #   csrc/core        the sans-I/O protocol core: no libuv, no Lua (enforced by mk/forbid/core)
-#   csrc/drivers/uv  the libuv driver: sockets, timers, name resolution; no Lua
+#   csrc/drivers/uv  the libuv driver: UDP socket, timer, the core's name queries; no Lua
 #   csrc/lua         the Lua binding, module sip.core
 #   csrc/compositor  the test Event State Compositor (library part and the sip-compositor program)
 

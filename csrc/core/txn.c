@@ -92,6 +92,22 @@ static int send_request(sipub_ua *ua, txn *t)
   return ua->io.send(ua->io.ud, &t->flow, t->req, t->req_len);
 }
 
+/* Why a send failed, for the event's detail (the driver's send() gives no reason). */
+static char *refused(const txn *t)
+{
+  static const char *const tp[] = { "udp", "tcp", "tls" };
+  return msg_format("%s:%d (%s): the transport refused the request", t->flow.host, t->flow.port,
+                    tp[t->flow.tp]);
+}
+
+/* t ends after a send its driver turned down. */
+static void fail_refused(sipub_ua *ua, txn *t)
+{
+  char *why = refused(t);
+  txn_fail(ua, t, SIPUB_CAUSE_CONNECTION_ERROR, why);
+  free(why);
+}
+
 /* Timer F always; Timer E once something was sent over an unreliable flow. */
 static void arm(sipub_ua *ua, txn *t)
 {
@@ -129,7 +145,11 @@ int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, v
   t->f_at = ua->now + 64 * (uint64_t)ua->t1;
   *detail = NULL;
   int route = resolve_route(ua, t, detail);
-  if (route < 0 || (route > 0 && send_request(ua, t) != 0)) {
+  if (route > 0 && send_request(ua, t) != 0) {
+    *detail = refused(t);
+    route = -1;
+  }
+  if (route < 0) {
     t->owner = NULL;
     destroy(ua, t);
     return -1;
@@ -141,7 +161,7 @@ int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, v
 void txn_send_first(sipub_ua *ua, txn *t)
 {
   if (send_request(ua, t) != 0) {
-    txn_fail(ua, t, SIPUB_CAUSE_CONNECTION_ERROR, NULL);
+    fail_refused(ua, t);
     return;
   }
   t->e_interval = ua->t1;
@@ -192,7 +212,7 @@ static void fire(sipub_ua *ua, timer *tm)
   }
   /* Timer E: retransmit, doubling up to T2 in Trying, every T2 in Proceeding. */
   if (send_request(ua, t) != 0) {
-    txn_fail(ua, t, SIPUB_CAUSE_CONNECTION_ERROR, NULL);
+    fail_refused(ua, t);
     return;
   }
   if (t->state == TX_TRYING) {

@@ -32,7 +32,7 @@ typedef struct world {
   int nsent;
   query q[MAX_QUERIES];
   int nq;
-  int refuse_resolve;
+  int refuse_resolve, refuse_send;
   const char *sync_addr, *sync_error; /* answer from inside resolve() */
   uint64_t now;
   sipub_ua *ua;
@@ -56,7 +56,7 @@ static void check(int ok, const char *what, ...)
 static int fake_send(void *ud, const sipub_dest *d, const char *data, size_t len)
 {
   (void)ud;
-  if (W.nsent == MAX_SENT) return -1;
+  if (W.nsent == MAX_SENT || W.refuse_send) return -1;
   sent *s = &W.sent[W.nsent++];
   snprintf(s->host, sizeof s->host, "%s", d->host);
   s->port = d->port;
@@ -412,6 +412,13 @@ static void flow_failed(void)
   const seen *fd = first(SIPUB_EV_FAILED, d);
   check(fd && strcmp(fd->cause, "Connection Error") == 0 && strcmp(fd->detail, "(null)") == 0,
         "dest_failed: Connection Error without detail");
+  /* A send the driver refuses at once: the detail names the flow. */
+  W.refuse_send = 1;
+  sipub_pub *e = publish("sip:erin@127.0.0.1:5070;transport=tls");
+  drain();
+  fd = first(SIPUB_EV_FAILED, e);
+  check(fd && strcmp(fd->detail, "127.0.0.1:5070 (tls): the transport refused the request") == 0,
+        "a refused send names its flow (%s)", fd ? fd->detail : "none");
   teardown();
 }
 
