@@ -14,6 +14,7 @@ typedef struct stream_buf {
   char *host;
   char *data;
   size_t len, cap;
+  size_t need; /* the buffered message's whole length once its header section is in, or 0 */
 } stream_buf;
 
 static int same_flow(const stream_buf *s, const sipub_dest *d)
@@ -63,16 +64,21 @@ static size_t skip_crlf(const char *d, size_t len)
 }
 
 /* Delivers the whole messages at the start of d; returns the bytes used (a partial message
- * stays), or -1 on a framing error. */
-static long deliver_messages(sipub_ua *ua, const char *d, size_t len)
+ * stays, its length in *need when known), or -1 on a framing error. */
+static long deliver_messages(sipub_ua *ua, const char *d, size_t len, size_t *need)
 {
   size_t used = 0;
+  *need = 0;
   for (;;) {
     used += skip_crlf(d + used, len - used);
     if (used == len) return (long)used;
     sipub_frame f;
     int r = sipub_frame_message(d + used, len - used, &f);
-    if (r == SIPUB_FRAME_MORE) return (long)used;
+    if (r == SIPUB_FRAME_MORE) {
+      /* A body arriving in many reads is not framed again until it is all in. */
+      *need = f.msg_len;
+      return (long)used;
+    }
     if (r != SIPUB_FRAME_COMPLETE) return -1;
     txn_receive(ua, d + used, f.msg_len);
     used += f.msg_len;
@@ -92,8 +98,9 @@ static void stream_error(sipub_ua *ua, const sipub_dest *from, const char *why)
 static int receive_stream(sipub_ua *ua, const sipub_dest *from, const char *data, size_t len)
 {
   stream_buf *s = *find_stream(ua, from);
+  size_t need = 0;
   if (!s || !s->len) {
-    long used = deliver_messages(ua, data, len);
+    long used = deliver_messages(ua, data, len, &need);
     if (used < 0) {
       stream_error(ua, from, "unframeable message");
       return -1;
@@ -124,7 +131,9 @@ static int receive_stream(sipub_ua *ua, const sipub_dest *from, const char *data
   }
   memcpy(s->data + s->len, data, len);
   s->len += len;
-  long used = deliver_messages(ua, s->data, s->len);
+  if (need) s->need = need; /* the rest of data is that message's start */
+  if (s->len < s->need) return 0;
+  long used = deliver_messages(ua, s->data, s->len, &s->need);
   if (used < 0) {
     stream_error(ua, from, "unframeable message");
     return -1;

@@ -65,7 +65,6 @@ int sipub_frame_message(const char *data, size_t len, sipub_frame *f)
   }
   if (cl == -2) return SIPUB_FRAME_NO_LENGTH;
   if (cl < 0 || hdr + (size_t)cl > SIPUB_FRAME_MAX) return SIPUB_FRAME_BAD;
-  if (len < hdr + (size_t)cl) return SIPUB_FRAME_MORE;
   f->msg_len = hdr + (size_t)cl;
-  return SIPUB_FRAME_COMPLETE;
+  return len < f->msg_len ? SIPUB_FRAME_MORE : SIPUB_FRAME_COMPLETE;
 }

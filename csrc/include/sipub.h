@@ -89,7 +89,8 @@ enum {
 };
 typedef struct sipub_frame {
   size_t header_len;     /* bytes up to and including the empty line; 0 while not found */
-  size_t msg_len;        /* COMPLETE: header_len + Content-Length */
+  size_t msg_len;        /* header_len + Content-Length, once both are known (also with
+                          * MORE: the bytes to wait for); else 0 */
   size_t cl_off, cl_len; /* where the Content-Length value is (cl_len 0: none found) */
 } sipub_frame;
 int sipub_frame_message(const char *data, size_t len, sipub_frame *out);
