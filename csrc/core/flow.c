@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A stream flow's bytes that do not make a whole message yet. */
+/* A stream flow's bytes that do not make a whole message yet (no entry when there are none). */
 typedef struct stream_buf {
   struct stream_buf *next;
   sipub_transport tp;
@@ -75,7 +75,6 @@ static long deliver_messages(sipub_ua *ua, const char *d, size_t len, size_t *ne
     sipub_frame f;
     int r = sipub_frame_message(d + used, len - used, &f);
     if (r == SIPUB_FRAME_MORE) {
-      /* A body arriving in many reads is not framed again until it is all in. */
       *need = f.msg_len;
       return (long)used;
     }
@@ -92,60 +91,64 @@ static void stream_error(sipub_ua *ua, const sipub_dest *from, const char *why)
   sipub_ua_flow_failed(ua, from, detail);
 }
 
-/* A stream read: whole messages are read from data itself, only a partial one is copied.
- * The driver must not call the core re-entrantly from io.send() (no driver does), so the
- * flow's buffer stays put while its messages are delivered. */
+/* Keeps data (the start of a cut message) in a new buffer of the flow; NULL when out of
+ * memory (a stream that lost bytes cannot be framed again). */
+static stream_buf *stream_new(sipub_ua *ua, const sipub_dest *from)
+{
+  stream_buf *s = calloc(1, sizeof *s);
+  if (!s || !(s->host = strdup(from->host))) {
+    free(s);
+    return NULL;
+  }
+  s->tp = from->tp;
+  s->port = from->port;
+  s->next = ua->streams;
+  ua->streams = s;
+  return s;
+}
+
+/* A stream read: whole messages are read from data itself, only a cut one is copied. The
+ * driver must not call the core re-entrantly from io.send() (no driver does), so the flow's
+ * buffer stays put while its messages are delivered. */
 static int receive_stream(sipub_ua *ua, const sipub_dest *from, const char *data, size_t len)
 {
   stream_buf *s = *find_stream(ua, from);
   size_t need = 0;
-  if (!s || !s->len) {
+  if (!s) {
     long used = deliver_messages(ua, data, len, &need);
-    if (used < 0) {
-      stream_error(ua, from, "unframeable message");
-      return -1;
-    }
+    if (used < 0) goto unframeable;
     data += used;
     len -= (size_t)used;
     if (!len) return 0;
+    if (!(s = stream_new(ua, from))) goto no_memory;
+    s->need = need;
   }
-  if (!s) {
-    if (!(s = calloc(1, sizeof *s)) || !(s->host = strdup(from->host))) {
-      free(s);
-      return 0; /* out of memory: the bytes are lost, the transactions time out */
-    }
-    s->tp = from->tp;
-    s->port = from->port;
-    s->next = ua->streams;
-    ua->streams = s;
-  }
-  /* What stays after delivering is a partial message the framer accepted, so under
+  /* What stays after delivering is a cut message the framer accepted, so under
    * SIPUB_FRAME_MAX: the buffer never holds more than that and one read. */
   if (s->len + len > s->cap) {
     size_t cap = s->cap ? s->cap : 4096;
     while (cap < s->len + len) cap *= 2;
     char *b = realloc(s->data, cap);
-    if (!b) return 0;
+    if (!b) goto no_memory;
     s->data = b;
     s->cap = cap;
   }
   memcpy(s->data + s->len, data, len);
   s->len += len;
-  if (need) s->need = need; /* the rest of data is that message's start */
-  if (s->len < s->need) return 0;
+  if (s->len < s->need) return 0; /* a body still coming: not framed again until it is in */
   long used = deliver_messages(ua, s->data, s->len, &s->need);
-  if (used < 0) {
-    stream_error(ua, from, "unframeable message");
-    return -1;
-  }
+  if (used < 0) goto unframeable;
   memmove(s->data, s->data + used, s->len - (size_t)used);
   s->len -= (size_t)used;
-  if (!s->len && s->cap > 4 * 4096) { /* a big message passed: give its room back */
-    free(s->data);
-    s->data = NULL;
-    s->cap = 0;
-  }
+  if (!s->len) /* a flow keeps a buffer only while a message is cut: many flows cost nothing */
+    flow_drop(ua, from);
   return 0;
+unframeable:
+  stream_error(ua, from, "unframeable message");
+  return -1;
+no_memory:
+  stream_error(ua, from, "out of memory for a message");
+  return -1;
 }
 
 int sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const sipub_dest *from, const char *data,

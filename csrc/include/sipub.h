@@ -195,7 +195,9 @@ uint64_t sipub_ua_next_deadline(const sipub_ua *ua);
 /* The flow to flow (as send() was given it, or as receive() named it) failed: every
  * transaction in flight over it ends with "Connection Error", the event's detail carrying
  * reason (copied; may be NULL), a stream buffer of that flow is dropped, and an address
- * learnt from the resolver for it is forgotten (the next request asks again). */
+ * learnt from the resolver for it is forgotten (the next request asks again). A driver
+ * reports a stream connection that closed, even cleanly, the same way: a message cut by the
+ * close is dropped, and no response can come back over it. */
 void sipub_ua_flow_failed(sipub_ua *ua, const sipub_dest *flow, const char *reason);
 /* sipub_ua_flow_failed() for the UDP flow to host:port, without a reason. */
 void sipub_ua_dest_failed(sipub_ua *ua, const char *host, int port);
