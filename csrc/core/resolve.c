@@ -89,8 +89,13 @@ int resolve_route(sipub_ua *ua, txn *t, char **detail)
     t->flow = t->dest;
     return 1;
   }
-  rname *r = ua->names;
-  while (r && strcasecmp(r->name, t->dest.host) != 0) r = r->next;
+  /* The scan that finds the name also drops the stale answers it passes: the list holds the
+   * names in use, not every name ever asked about. */
+  rname *r = ua->names, *next;
+  for (; r && strcasecmp(r->name, t->dest.host) != 0; r = next) {
+    next = r->next;
+    if (!r->query && ua->now >= r->expires) unlink_name(ua, r);
+  }
   if (r && r->naddr && ua->now < r->expires) {
     use_address(t, r->addrs[0]);
     return 1;
