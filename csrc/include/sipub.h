@@ -138,7 +138,9 @@ typedef struct sipub_event {
   const char *cause;              /* standard phrase, "Request Timeout", ... */
   /* Why a transport failed, in words, or NULL: the reason a driver gave to
    * sipub_ua_flow_failed() ("connection reset by peer"), a name that did not resolve
-   * ("example.test: Domain name not found"), a framing error. Owned by the core, valid
+   * ("example.test: Domain name not found"), a send the driver refused ("192.0.2.1:5060
+   * (tcp): the transport refused the request"), a stream that could not be framed. Set on
+   * `failed` and `unpublished` events of cause "Connection Error". Owned by the core, valid
    * until the next sipub_ua_poll(). */
   const char *detail;
 } sipub_event;
@@ -201,9 +203,11 @@ uint64_t sipub_ua_next_deadline(const sipub_ua *ua);
 void sipub_ua_flow_failed(sipub_ua *ua, const sipub_dest *flow, const char *reason);
 /* sipub_ua_flow_failed() for the UDP flow to host:port, without a reason. */
 void sipub_ua_dest_failed(sipub_ua *ua, const char *host, int port);
-/* The answer to the query query_id of io.resolve(): n records (copied), or error (a reason
- * in words, copied) when the name did not resolve. An unknown query_id (a query whose
- * requests are all gone) is ignored. */
+/* The answer to the query query_id of io.resolve(): n records (copied; for an ADDR query,
+ * records of type ADDR, A or AAAA, the first being used), or error (a reason in words,
+ * copied) when the name did not resolve, which fails the requests waiting for it. An answer
+ * is kept for its smallest TTL, even when the requests that asked are gone; an error is not
+ * kept. An unknown query_id is ignored. */
 void sipub_ua_resolved(sipub_ua *ua, uint64_t now_ms, uint32_t query_id, const sipub_rr *answers,
                        size_t n, const char *error);
 
