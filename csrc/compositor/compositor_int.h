@@ -79,7 +79,7 @@ struct sipub_compositor {
 /* store.c */
 void store_entry_free(entry *e);
 void store_cached_free(cached *k);
-/* map_sweep predicates: ud points at the current time (uint64_t) for the first two. */
+/* store_map_sweep predicates: ud points at the current time (uint64_t) for the first two. */
 int store_drop_expired_entry(void *val, void *ud);
 int store_drop_old_cached(void *val, void *ud);
 int store_drop_all_entries(void *val, void *ud);
