@@ -23,7 +23,7 @@ HEADERS     := $(wildcard csrc/include/*.h csrc/*/*.h csrc/drivers/*/*.h)
 .PHONY: all deps test unit check asan valgrind demo clean rock luajit soak
 
 all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/examples/publish $(BUILD)/spec/driver_faults \
-     $(BUILD)/spec/core_seams
+     $(BUILD)/spec/core_seams $(BUILD)/spec/uv_resolve
 
 # The driver under injected sendmmsg faults (spec/driver_spec.lua runs it).
 $(BUILD)/spec/driver_faults: spec/support/driver_faults.c $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(HEADERS)
@@ -31,8 +31,12 @@ $(BUILD)/spec/driver_faults: spec/support/driver_faults.c $(CORE_OBJ) $(UV_OBJ) 
 	$(CC) $(BASE_CFLAGS) -Icsrc/include -o $@ $< $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(LIBS) -ldl
 
 # The core's transport and resolver seams under a fake io, and the libuv driver's side of the
-# resolver seam against the test compositor (spec/unit/core_seams_spec.lua runs it).
-$(BUILD)/spec/core_seams: spec/support/core_seams.c $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(HEADERS)
+# resolver seam against the test compositor (spec/unit/core_seams_spec.lua runs them).
+$(BUILD)/spec/core_seams: spec/support/core_seams.c $(CORE_OBJ) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Icsrc/include -o $@ $< $(CORE_OBJ) $(LIBS)
+
+$(BUILD)/spec/uv_resolve: spec/support/uv_resolve.c $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Icsrc/include -o $@ $< $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(LIBS)
 
