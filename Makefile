@@ -25,7 +25,7 @@ HEADERS     := $(wildcard csrc/include/*.h csrc/*/*.h csrc/drivers/*/*.h)
         luajit lua5.1 lua5.3 soak
 
 all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/sip-publish $(BUILD)/examples/publish \
-     $(BUILD)/spec/driver_faults
+     $(BUILD)/spec/driver_faults $(BUILD)/spec/core_seams $(BUILD)/spec/uv_resolve
 
 # The sip-publish command from the source tree (the rock installs it with LuaRocks' wrapper).
 $(BUILD)/sip-publish: bin/sip-publish.lua
@@ -38,6 +38,16 @@ $(BUILD)/sip-publish: bin/sip-publish.lua
 $(BUILD)/spec/driver_faults: spec/support/driver_faults.c $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Icsrc/include -o $@ $< $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(LIBS) -ldl
+
+# The core's transport and resolver seams under a fake io, and the libuv driver's side of the
+# resolver seam against the test compositor (spec/unit/core_seams_spec.lua runs them).
+$(BUILD)/spec/core_seams: spec/support/core_seams.c $(CORE_OBJ) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Icsrc/include -o $@ $< $(CORE_OBJ) $(LIBS)
+
+$(BUILD)/spec/uv_resolve: spec/support/uv_resolve.c $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Icsrc/include -o $@ $< $(CORE_OBJ) $(UV_OBJ) $(COMP_OBJ) $(LIBS)
 
 # The C example: the core and the libuv driver without Lua.
 $(BUILD)/examples/publish: examples/publish.c $(CORE_OBJ) $(UV_OBJ) $(HEADERS)
@@ -54,8 +64,11 @@ $(BUILD)/sip/core.so: $(MODULE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN) -o $@ $^ $(LIBS)
 
-$(BUILD)/sip-compositor: $(COMP_MAIN) $(COMP_OBJ) $(call OBJ_OF,csrc/core/causes.c csrc/core/osip.c) $(HEADERS)
-	$(CC) $(BASE_CFLAGS) $(COMP_INC) -o $@ $(COMP_MAIN) $(COMP_OBJ) $(call OBJ_OF,csrc/core/causes.c csrc/core/osip.c) -losip2 -losipparser2 -luv
+# The compositor program takes from the core only its reason phrases, libosip2 initialisation
+# and message framer.
+COMP_CORE_OBJ := $(call OBJ_OF,csrc/core/causes.c csrc/core/osip.c csrc/core/frame.c)
+$(BUILD)/sip-compositor: $(COMP_MAIN) $(COMP_OBJ) $(COMP_CORE_OBJ) $(HEADERS)
+	$(CC) $(BASE_CFLAGS) $(COMP_INC) -o $@ $(COMP_MAIN) $(COMP_OBJ) $(COMP_CORE_OBJ) -losip2 -losipparser2 -luv
 
 # Debian packages: one list per purpose in mk/packages/ (build, test, check, luajit, fuzz,
 # bench, and one per feature switch), one install rule (mk/deps.sh) that installs what is
@@ -148,7 +161,7 @@ clean:
 # fuzz/regressions/TARGET/* once through each target.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := response pubnew scan
+FUZZ_TARGETS := response pubnew scan stream
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(WARN) $(CORE_INC) \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)

@@ -42,7 +42,7 @@ static void answer(void)
   size_t len;
   const char *r = inmem_reply(&net, 3600, &len);
   PHASE_BEGIN();
-  sipub_ua_receive(ua, now, r, len);
+  sipub_ua_receive(ua, now, NULL, r, len);
   PHASE_END(PH_RESPONSE);
   sipub_event ev;
   PHASE_BEGIN();
@@ -141,7 +141,7 @@ __attribute__((noinline)) static void scale_answer_all(void)
     size_t len;
     const char *r = inmem_reply(&net, expires, &len);
     if (strstr(net.req, "\r\nSIP-If-Match: ")) scale_refreshes++;
-    sipub_ua_receive(ua, now, r, len);
+    sipub_ua_receive(ua, now, NULL, r, len);
   }
   scale_n = 0;
 }
@@ -168,7 +168,7 @@ static int scale_main(unsigned long k, unsigned long secs)
   sipub_config cfg = { .aor = "sip:bench@127.0.0.1", .proxy_host = "127.0.0.1", .proxy_port = 5070,
                        .via_host = "127.0.0.1", .via_port = 5099, .user_agent = "core-roundtrip",
                        .seed = 42 };
-  sipub_io io = { &net, scale_send };
+  sipub_io io = { &net, scale_send, NULL };
   ua = sipub_ua_new(&cfg, &io, now);
   if (!ua) return 1;
   for (unsigned long i = 0; i < k; i++) {
@@ -198,7 +198,7 @@ int main(int argc, char **argv)
   sipub_config cfg = { .aor = "sip:bench@127.0.0.1", .proxy_host = "127.0.0.1", .proxy_port = 5070,
                        .via_host = "127.0.0.1", .via_port = 5099, .user_agent = "core-roundtrip",
                        .seed = 42 };
-  sipub_io io = { &net, inmem_send };
+  sipub_io io = { &net, inmem_send, NULL };
   ua = sipub_ua_new(&cfg, &io, now);
   if (!ua) return 1;
 

@@ -21,7 +21,7 @@ int main(int argc, char **argv)
   sipub_config cfg = { .aor = "sip:bench@127.0.0.1", .proxy_host = "127.0.0.1", .proxy_port = 5070,
                        .via_host = "127.0.0.1", .via_port = 5099, .user_agent = "mem-core",
                        .seed = 7 };
-  sipub_io io = { &net, inmem_send };
+  sipub_io io = { &net, inmem_send, NULL };
   sipub_global_init();
   sipub_ua *ua = sipub_ua_new(&cfg, &io, now);
   if (!ua) return 1;
@@ -43,7 +43,7 @@ int main(int argc, char **argv)
     sipub_pub_publish(pubs[i], BODY1, sizeof BODY1 - 1);
     size_t len;
     const char *r = inmem_reply(&net, 3600, &len);
-    sipub_ua_receive(ua, now, r, len);
+    sipub_ua_receive(ua, now, NULL, r, len);
     sipub_event ev;
     while (sipub_ua_poll(ua, &ev)) published += ev.kind == SIPUB_EV_PUBLISHED;
   }

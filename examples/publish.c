@@ -21,8 +21,10 @@ static void on_activity(void *ud)
   app *a = ud;
   sipub_event ev;
   while (sipub_ua_poll(a->ua, &ev)) {
-    printf("%s %d %s%s%s\n", names[ev.kind], ev.status, ev.cause,
-           sipub_pub_etag(ev.pub) ? " etag=" : "", sipub_pub_etag(ev.pub) ? sipub_pub_etag(ev.pub) : "");
+    /* detail says why a transport failed: "example.test: unknown node or service"... */
+    printf("%s %d %s%s%s%s%s\n", names[ev.kind], ev.status, ev.cause,
+           sipub_pub_etag(ev.pub) ? " etag=" : "", sipub_pub_etag(ev.pub) ? sipub_pub_etag(ev.pub) : "",
+           ev.detail ? ": " : "", ev.detail ? ev.detail : "");
     if (ev.kind == SIPUB_EV_PUBLISHED && ++a->published == 1) {
       sipub_pub_publish(a->pub, NULL, 0); /* refresh now */
     } else if (ev.kind == SIPUB_EV_PUBLISHED) {

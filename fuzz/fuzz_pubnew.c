@@ -199,7 +199,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     .proxy_port = 5060, .via_host = "127.0.0.1", .via_port = 5062, .user_agent = "fuzz",
     .seed = 7,
   };
-  sipub_io io = { NULL, fake_send };
+  sipub_io io = { NULL, fake_send, NULL };
   sipub_ua *ua = sipub_ua_new(&cfg, &io, 0);
   if (!ua) abort();
 
@@ -258,7 +258,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      (int)(strstr(from + 2, "\r\n") - from), from,
                      (int)(strstr(cid + 2, "\r\n") - cid), cid,
                      (int)(strstr(cseq + 2, "\r\n") - cseq), cseq);
-    sipub_ua_receive(ua, 10, resp, (size_t)n);
+    sipub_ua_receive(ua, 10, NULL, resp, (size_t)n);
     free(resp);
     sipub_event ev;
     int published = 0;

@@ -226,7 +226,7 @@ static void drain(void)
 
 static void receive(const char *data, size_t len)
 {
-  sipub_ua_receive(ua, now, data, len);
+  sipub_ua_receive(ua, now, NULL, data, len);
   drain();
 }
 
@@ -267,7 +267,7 @@ static void setup(void)
     .via_host = "127.0.0.1", .via_port = 5062, .user_agent = "fuzz", .seed = 42,
     .auth_user = "alice", .password = "secret", /* 401/407 challenges are answered */
   };
-  sipub_io io = { NULL, fake_send };
+  sipub_io io = { NULL, fake_send, NULL };
   now = 1000;
   ua = sipub_ua_new(&cfg, &io, now);
   if (!ua) abort();

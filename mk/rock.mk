@@ -34,7 +34,7 @@ $(BUILD)/sip/core.so: $(call OBJ_OF,$(MODULE_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) -o $@ $^ $(LIBS)
 
-$(BUILD)/sip-compositor: $(COMP_MAIN) $(call OBJ_OF,$(COMP_SRC) csrc/core/causes.c csrc/core/osip.c)
+$(BUILD)/sip-compositor: $(COMP_MAIN) $(call OBJ_OF,$(COMP_SRC) csrc/core/causes.c csrc/core/osip.c csrc/core/frame.c)
 	$(CC) $(ROCK_CFLAGS) $(COMP_INC) $(DEPS_INC) -o $@ $^ $(LIBDIRS) -losip2 -losipparser2 -luv
 
 # LuaRocks gives INST_LIBDIR (C modules), INST_LUADIR (Lua modules) and INST_BINDIR.

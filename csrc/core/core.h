@@ -51,8 +51,10 @@ typedef struct txn_ops {
   /* A provisional response, the first of each status code. */
   void (*provisional)(void *owner, response_ref *resp);
   /* The end: a final response (mr, resp), or none (mr NULL; cause: a timeout or a transport
-   * error). The transaction is gone or Completed when this runs. */
-  void (*final)(void *owner, const msg_response *mr, response_ref *resp, const char *cause);
+   * error, detail: the transport's reason in words, or NULL; borrowed for the call). The
+   * transaction is gone or Completed when this runs. */
+  void (*final)(void *owner, const msg_response *mr, response_ref *resp, const char *cause,
+                const char *detail);
 } txn_ops;
 
 /* A request to send: where (host borrowed: it must outlive the transaction's owner), what,
@@ -72,7 +74,12 @@ struct txn {
   txn *aprev, *anext; /* the UA's active (not Completed) transactions */
   const txn_ops *ops;
   void *owner;       /* NULL once Completed */
-  sipub_dest dest;
+  sipub_dest dest;   /* the next hop as routed: host may be a name */
+  sipub_dest flow;   /* where the bytes go: dest, or the address the resolver gave for it
+                      * (flow.host then points at addr); host NULL while waiting for it */
+  char addr[64];
+  struct rname *wait; /* the name whose answer it waits for (resolve.c), or NULL */
+  txn *wprev, *wnext; /* the other transactions waiting for it */
   const char *call_id;
   int reliable;      /* follows dest.tp: no Timer E, Timer K = 0 */
   tx_state state;
@@ -139,6 +146,7 @@ typedef struct queued_event {
   response_ref *resp;
   int status;
   const char *cause;
+  char *detail; /* owned */
 } queued_event;
 
 /* The last challenge answered, reused pre-emptively with an incremented nc for later
@@ -176,6 +184,9 @@ struct sipub_ua {
   queued_event *evq;
   size_t evq_head, evq_len, evq_cap;
   queued_event current; /* the event last handed out by poll */
+  struct stream_buf *streams; /* partial messages of stream flows (flow.c) */
+  struct rname *names;   /* names asked of io.resolve and their answers (resolve.c) */
+  uint32_t last_query;
 };
 
 /* ua.c */
@@ -184,6 +195,9 @@ char *random_token(sipub_ua *ua);
 void response_unref(response_ref *r);
 void push_event(sipub_ua *ua, sipub_pub *pub, sipub_event_kind kind, response_ref *resp,
                 const char *cause);
+/* push_event with a transport detail (copied; NULL: none). */
+void push_event_detail(sipub_ua *ua, sipub_pub *pub, sipub_event_kind kind, response_ref *resp,
+                       const char *cause, const char *detail);
 
 /* pub.c */
 void pub_free(sipub_pub *p);
@@ -195,20 +209,28 @@ void txn_table_free(sipub_ua *ua);
 /* A transaction with a fresh branch (to write in the request), not started; NULL: no memory. */
 txn *txn_new(sipub_ua *ua);
 void txn_discard(sipub_ua *ua, txn *t); /* one never started */
-/* Sends rq and arms Timer E/F. -1 when the first send was refused: t is gone, and ops are
- * not called (the caller reports it). */
-int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, void *owner);
+/* Sends rq (or waits for the resolver's answer for its host first) and arms Timer E/F. -1
+ * when the first send was refused or the name cannot be asked: t is gone, ops are not
+ * called (the caller reports it) and *detail is a malloc'd reason or NULL. */
+int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, void *owner,
+              char **detail);
 /* The owner goes away: t ends without a report. */
 void txn_abandon(sipub_ua *ua, txn *t);
-/* Every active transaction over dest ends with cause. */
-void txn_flow_failed(sipub_ua *ua, const sipub_dest *dest, const char *cause);
+/* Every active transaction whose bytes go over flow ends with cause and detail. */
+void txn_flow_failed(sipub_ua *ua, const sipub_dest *flow, const char *cause, const char *detail);
+/* The resolver answered for t (t->flow set): its first transmission. */
+void txn_send_first(sipub_ua *ua, txn *t);
+/* t ends without a response: the owner hears cause and detail. */
+void txn_fail(sipub_ua *ua, txn *t, const char *cause, const char *detail);
+/* One framed response from the network. */
+void txn_receive(sipub_ua *ua, const char *data, size_t len);
 
 /* publish.c */
 void pub_send(sipub_pub *p, op_kind op);
 void pub_forget(sipub_pub *p);
 void pub_refresh_fire(sipub_ua *ua, timer *tm);
 void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr, response_ref *resp,
-               const char *cause);
+               const char *cause, const char *detail);
 
 /* auth.c */
 int auth_answer_challenge(sipub_pub *p, const sent_info *si, const msg_response *mr);
@@ -222,5 +244,19 @@ int check_split_extra(sipub_pub *p, const char *const *lines);
 
 /* route.c */
 int route_pick_dest(sipub_pub *p, const char *target);
+
+/* flow.c */
+void flow_free_all(sipub_ua *ua);
+
+/* resolve.c */
+/* Where t's bytes go: 1 with t->flow set (a literal host, no resolver, or a cached answer);
+ * 0 when t waits for an answer (asked now or earlier); -1 when the name cannot be asked
+ * (*detail: a malloc'd reason). */
+int resolve_route(sipub_ua *ua, txn *t, char **detail);
+/* t ends while it waits for an answer. */
+void resolve_forget_txn(txn *t);
+/* Addresses learnt for a failed flow are forgotten. */
+void resolve_flow_failed(sipub_ua *ua, const sipub_dest *flow);
+void resolve_free_all(sipub_ua *ua);
 
 #endif

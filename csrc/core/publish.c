@@ -52,12 +52,13 @@ static void on_provisional(void *owner, response_ref *resp)
   push_event(p->ua, p, SIPUB_EV_PROGRESS, resp, sipub_reason_phrase(resp->r.status));
 }
 
-static void on_final(void *owner, const msg_response *mr, response_ref *resp, const char *cause)
+static void on_final(void *owner, const msg_response *mr, response_ref *resp, const char *cause,
+                     const char *detail)
 {
   sipub_pub *p = owner;
   sent_info si = p->inflight;
   p->tx = NULL;
-  pub_final(p, &si, mr, resp, cause);
+  pub_final(p, &si, mr, resp, cause, detail);
   pub_maybe_free(p);
 }
 
@@ -70,7 +71,7 @@ void pub_send(sipub_pub *p, op_kind op)
   sent_info si = { op, op == OP_REMOVE ? 0 : p->req_expires, ua->now };
   txn *t = txn_new(ua);
   if (!t) {
-    pub_final(p, &si, NULL, NULL, SIPUB_CAUSE_CONNECTION_ERROR);
+    pub_final(p, &si, NULL, NULL, SIPUB_CAUSE_CONNECTION_ERROR, NULL);
     return;
   }
   int with_body = op == OP_INITIAL || op == OP_MODIFY;
@@ -93,15 +94,17 @@ void pub_send(sipub_pub *p, op_kind op)
   free(auth_values[1]);
   if (built != 0) {
     txn_discard(ua, t);
-    pub_final(p, &si, NULL, NULL, SIPUB_CAUSE_CONNECTION_ERROR);
+    pub_final(p, &si, NULL, NULL, SIPUB_CAUSE_CONNECTION_ERROR, NULL);
     return;
   }
   timer_stop(&ua->timers, &p->refresh); /* this request refreshes; its 2xx re-arms */
   p->inflight = si;
   p->tx = t;
-  if (txn_start(ua, t, &rq, &pub_txn_ops, p) != 0) {
+  char *detail = NULL;
+  if (txn_start(ua, t, &rq, &pub_txn_ops, p, &detail) != 0) {
     p->tx = NULL;
-    pub_final(p, &si, NULL, NULL, SIPUB_CAUSE_CONNECTION_ERROR);
+    pub_final(p, &si, NULL, NULL, SIPUB_CAUSE_CONNECTION_ERROR, detail);
+    free(detail);
   }
 }
 
@@ -187,9 +190,9 @@ static int pub_retry_transient(sipub_pub *p, const sent_info *si, const msg_resp
 }
 
 /* Handles the end of the request in flight: a final response (mr, resp), or a failure
- * without one (t == NULL, cause set). */
+ * without one (mr NULL, cause set, and detail when the transport said why). */
 void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
-                      response_ref *resp, const char *cause)
+               response_ref *resp, const char *cause, const char *detail)
 {
   sipub_ua *ua = p->ua;
   op_kind op = si->op;
@@ -273,8 +276,8 @@ void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
 
   /* Every other outcome ends the publication; the last body is kept for a new start. */
   pub_forget(p);
-  push_event(ua, p, SIPUB_EV_FAILED, resp, mr ? phrase : cause);
-  push_event(ua, p, SIPUB_EV_UNPUBLISHED, resp, mr ? phrase : cause);
+  push_event_detail(ua, p, SIPUB_EV_FAILED, resp, mr ? phrase : cause, mr ? NULL : detail);
+  push_event_detail(ua, p, SIPUB_EV_UNPUBLISHED, resp, mr ? phrase : cause, mr ? NULL : detail);
   if (p->queued == Q_REMOVE || p->queued == Q_REFRESH) p->queued = Q_NONE;
 
 next:

@@ -60,6 +60,7 @@ static void destroy(sipub_ua *ua, txn *t)
   while (*pp && *pp != t) pp = &(*pp)->hnext;
   if (*pp) *pp = t->hnext;
   timer_stop(&ua->timers, &t->tm);
+  if (t->wait) resolve_forget_txn(t);
   unlist(ua, t);
   ua->ntx--;
   free(t->req);
@@ -88,17 +89,35 @@ void txn_discard(sipub_ua *ua, txn *t)
 
 static int send_request(sipub_ua *ua, txn *t)
 {
-  return ua->io.send(ua->io.ud, &t->dest, t->req, t->req_len);
+  return ua->io.send(ua->io.ud, &t->flow, t->req, t->req_len);
 }
 
+/* Why a send failed, for the event's detail (the driver's send() gives no reason). */
+static char *refused(const txn *t)
+{
+  static const char *const tp[] = { "udp", "tcp", "tls" };
+  return msg_format("%s:%d (%s): the transport refused the request", t->flow.host, t->flow.port,
+                    tp[t->flow.tp]);
+}
+
+/* t ends after a send its driver turned down. */
+static void fail_refused(sipub_ua *ua, txn *t)
+{
+  char *why = refused(t);
+  txn_fail(ua, t, SIPUB_CAUSE_CONNECTION_ERROR, why);
+  free(why);
+}
+
+/* Timer F always; Timer E once something was sent over an unreliable flow. */
 static void arm(sipub_ua *ua, txn *t)
 {
   uint64_t at = t->f_at;
-  if (!t->reliable && t->e_at < at) at = t->e_at;
+  if (!t->reliable && t->flow.host && t->e_at < at) at = t->e_at;
   timer_start(&ua->timers, &t->tm, at);
 }
 
-int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, void *owner)
+int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, void *owner,
+              char **detail)
 {
   size_t b = bucket_of(ua, t->branch);
   t->hnext = ua->buckets[b];
@@ -121,14 +140,33 @@ int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, v
   t->started = ua->now;
   t->e_interval = ua->t1;
   t->e_at = ua->now + ua->t1;
+  /* Timer F counts from here even when the first send waits for the resolver: the owner
+   * hears of the request within 64*T1 whatever the network and the resolver do. */
   t->f_at = ua->now + 64 * (uint64_t)ua->t1;
-  if (send_request(ua, t) != 0) {
+  *detail = NULL;
+  int route = resolve_route(ua, t, detail);
+  if (route > 0 && send_request(ua, t) != 0) {
+    *detail = refused(t);
+    route = -1;
+  }
+  if (route < 0) {
     t->owner = NULL;
     destroy(ua, t);
     return -1;
   }
   arm(ua, t);
   return 0;
+}
+
+void txn_send_first(sipub_ua *ua, txn *t)
+{
+  if (send_request(ua, t) != 0) {
+    fail_refused(ua, t);
+    return;
+  }
+  t->e_interval = ua->t1;
+  t->e_at = ua->now + ua->t1;
+  arm(ua, t);
 }
 
 void txn_abandon(sipub_ua *ua, txn *t)
@@ -153,12 +191,12 @@ static void complete(sipub_ua *ua, txn *t)
 }
 
 /* The transaction ended without a response (timeout, transport error): tell the owner. */
-static void fail(sipub_ua *ua, txn *t, const char *cause)
+void txn_fail(sipub_ua *ua, txn *t, const char *cause, const char *detail)
 {
   const txn_ops *ops = t->ops;
   void *owner = t->owner;
   destroy(ua, t);
-  if (owner) ops->final(owner, NULL, NULL, cause);
+  if (owner) ops->final(owner, NULL, NULL, cause, detail);
 }
 
 static void fire(sipub_ua *ua, timer *tm)
@@ -168,13 +206,13 @@ static void fire(sipub_ua *ua, timer *tm)
     destroy(ua, t);
     return;
   }
-  if (ua->now >= t->f_at) { /* Timer F */
-    fail(ua, t, SIPUB_CAUSE_REQUEST_TIMEOUT);
+  if (ua->now >= t->f_at || !t->flow.host) { /* Timer F */
+    txn_fail(ua, t, SIPUB_CAUSE_REQUEST_TIMEOUT, NULL);
     return;
   }
   /* Timer E: retransmit, doubling up to T2 in Trying, every T2 in Proceeding. */
   if (send_request(ua, t) != 0) {
-    fail(ua, t, SIPUB_CAUSE_CONNECTION_ERROR);
+    fail_refused(ua, t);
     return;
   }
   if (t->state == TX_TRYING) {
@@ -191,20 +229,27 @@ static int same_dest(const sipub_dest *a, const sipub_dest *b)
   return a->port == b->port && a->tp == b->tp && strcmp(a->host, b->host) == 0;
 }
 
-void txn_flow_failed(sipub_ua *ua, const sipub_dest *dest, const char *cause)
+/* Matches the flow a transaction's bytes went over (not its next hop's name: a driver knows
+ * only the address it was given). Those still waiting for the resolver have none. */
+static int over_flow(const txn *t, const sipub_dest *flow)
+{
+  return t->flow.host && same_dest(&t->flow, flow);
+}
+
+void txn_flow_failed(sipub_ua *ua, const sipub_dest *flow, const char *cause, const char *detail)
 {
   /* Collect first: an owner told of the failure may start new transactions, to this flow
    * too (they are not failed: their own send says whether the flow works again). */
   size_t n = 0;
   for (txn *t = ua->active; t; t = t->anext)
-    if (same_dest(&t->dest, dest)) n++;
+    if (over_flow(t, flow)) n++;
   if (!n) return;
   txn **v = malloc(n * sizeof *v);
   if (!v) return;
   n = 0;
   for (txn *t = ua->active; t; t = t->anext)
-    if (same_dest(&t->dest, dest)) v[n++] = t;
-  for (size_t i = 0; i < n; i++) fail(ua, v[i], cause);
+    if (over_flow(t, flow)) v[n++] = t;
+  for (size_t i = 0; i < n; i++) txn_fail(ua, v[i], cause, detail);
   free(v);
 }
 
@@ -232,10 +277,9 @@ static response_ref *response_copy(msg_response *mr, const char *data)
   return resp;
 }
 
-void sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const char *data, size_t len)
+void txn_receive(sipub_ua *ua, const char *data, size_t len)
 {
   msg_response mr;
-  if (now_ms > ua->now) ua->now = now_ms;
   if (msg_parse_response(data, len, &mr) != 0) return;
   txn *t = mr.branch_ours ? find(ua, mr.branch) : NULL;
   if (!t || !mr.cseq_publish || mr.cseq != t->cseq) goto done;
@@ -259,17 +303,11 @@ void sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const char *data, size_t le
     }
   } else {
     complete(ua, t);
-    ops->final(owner, &mr, resp, NULL);
+    ops->final(owner, &mr, resp, NULL, NULL);
   }
   response_unref(resp);
 done:
   msg_response_clear(&mr);
-}
-
-void sipub_ua_dest_failed(sipub_ua *ua, const char *host, int port)
-{
-  sipub_dest d = { host, port, SIPUB_TP_UDP };
-  txn_flow_failed(ua, &d, SIPUB_CAUSE_CONNECTION_ERROR);
 }
 
 void txn_table_free(sipub_ua *ua)

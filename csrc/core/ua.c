@@ -38,13 +38,25 @@ void response_unref(response_ref *r)
 }
 
 void push_event(sipub_ua *ua, sipub_pub *pub, sipub_event_kind kind, response_ref *resp,
-                       const char *cause)
+                const char *cause)
+{
+  push_event_detail(ua, pub, kind, resp, cause, NULL);
+}
+
+void push_event_detail(sipub_ua *ua, sipub_pub *pub, sipub_event_kind kind, response_ref *resp,
+                       const char *cause, const char *detail)
 {
   if (pub->released) return; /* nobody listens any more */
+  /* The driver's reason may be a stack buffer: the event keeps its own copy. Out of memory,
+   * the event still goes, without its detail. */
+  char *copy = detail ? msg_strdup(detail) : NULL;
   if (ua->evq_len == ua->evq_cap) {
     size_t cap = ua->evq_cap ? ua->evq_cap * 2 : 16;
     queued_event *q = malloc(cap * sizeof *q);
-    if (!q) return;
+    if (!q) {
+      free(copy);
+      return;
+    }
     for (size_t i = 0; i < ua->evq_len; i++) q[i] = ua->evq[(ua->evq_head + i) % ua->evq_cap];
     free(ua->evq);
     ua->evq = q;
@@ -57,6 +69,7 @@ void push_event(sipub_ua *ua, sipub_pub *pub, sipub_event_kind kind, response_re
   e->resp = resp;
   e->status = resp ? resp->r.status : 0;
   e->cause = cause;
+  e->detail = copy;
   if (resp) resp->refs++;
   pub->pending_events++;
 }
@@ -96,8 +109,10 @@ int sipub_ua_poll(sipub_ua *ua, sipub_event *ev)
   if (ua->current.pub) {
     sipub_pub *p = ua->current.pub;
     response_unref(ua->current.resp);
+    free(ua->current.detail);
     ua->current.pub = NULL;
     ua->current.resp = NULL;
+    ua->current.detail = NULL;
     p->held = 0;
     pub_maybe_free(p);
   }
@@ -107,6 +122,7 @@ int sipub_ua_poll(sipub_ua *ua, sipub_event *ev)
     ua->evq_len--;
     if (e.pub->released) { /* released after the event was queued */
       response_unref(e.resp);
+      free(e.detail);
       e.pub->pending_events--;
       pub_maybe_free(e.pub);
       continue;
@@ -120,6 +136,7 @@ int sipub_ua_poll(sipub_ua *ua, sipub_event *ev)
     ev->response = e.resp ? &e.resp->r : NULL;
     ev->status = e.status;
     ev->cause = e.cause;
+    ev->detail = e.detail;
     return 1;
   }
   return 0;
@@ -174,9 +191,16 @@ void sipub_ua_free(sipub_ua *ua)
 {
   if (!ua) return;
   while (ua->pubs) pub_free(ua->pubs);
+  resolve_free_all(ua);
+  flow_free_all(ua);
   txn_table_free(ua);
   response_unref(ua->current.resp);
-  for (size_t i = 0; i < ua->evq_len; i++) response_unref(ua->evq[(ua->evq_head + i) % ua->evq_cap].resp);
+  free(ua->current.detail);
+  for (size_t i = 0; i < ua->evq_len; i++) {
+    queued_event *e = &ua->evq[(ua->evq_head + i) % ua->evq_cap];
+    response_unref(e->resp);
+    free(e->detail);
+  }
   free(ua->evq);
   free(ua->timers.v);
   for (int i = 0; i < 6; i++) {

@@ -35,14 +35,65 @@ typedef struct sipub_dest {
   sipub_transport tp;
 } sipub_dest;
 
-/* The transport seam. send() returns 0 when the datagram was handed to the network, or a
- * negative value when it could not be (the transaction then fails with "Connection Error").
- * A failure found later (name resolution, an asynchronous send error) is reported back
- * with sipub_ua_dest_failed(). */
+/* The resolver seam: the core decides what to look up and in what order; a driver only runs
+ * the queries and hands the answers back with sipub_ua_resolved(). SIPUB_RR_ADDR asks for
+ * the addresses of a name (A and AAAA, whichever the driver's sockets can use); the others
+ * are the records of RFC 3263 (NAPTR, then SRV), for the drivers to come. */
+typedef enum sipub_rr_type {
+  SIPUB_RR_ADDR = 1, /* query: A and AAAA; answers: one address each */
+  SIPUB_RR_A,
+  SIPUB_RR_AAAA,
+  SIPUB_RR_SRV,
+  SIPUB_RR_NAPTR
+} sipub_rr_type;
+
+/* One answer record. Strings are borrowed for the duration of sipub_ua_resolved(). */
+typedef struct sipub_rr {
+  sipub_rr_type type;
+  const char *name;     /* ADDR/A/AAAA: the address as text (IPv6 without brackets);
+                         * SRV: the target; NAPTR: the replacement */
+  int port;             /* SRV */
+  int priority, weight; /* SRV priority and weight; NAPTR order and preference */
+  uint32_t ttl;         /* seconds the answer may be kept */
+  const char *flags, *service; /* NAPTR; NULL otherwise */
+} sipub_rr;
+
+/* The I/O a driver gives the core.
+ * send() returns 0 when the message was handed to the network, or a negative value when it
+ * could not be (the transaction then fails with "Connection Error"). A failure found later
+ * (an asynchronous send error, a refused or reset connection) is reported back with
+ * sipub_ua_flow_failed(). dest.host is what the core chose: a name when resolve is NULL,
+ * else always a literal address.
+ * resolve() (optional) starts a query; the answer comes back through sipub_ua_resolved()
+ * with the same query_id, later or from inside resolve() itself (a cache). It returns 0, or
+ * a negative value when the query cannot start (the request fails at once). NULL: the core
+ * sends to names as they are and the driver resolves them. Neither callback may call the
+ * core otherwise (report failures after returning). */
 typedef struct sipub_io {
   void *ud;
   int (*send)(void *ud, const sipub_dest *dest, const char *data, size_t len);
+  int (*resolve)(void *ud, uint32_t query_id, const char *name, sipub_rr_type type);
 } sipub_io;
+
+/* Stream framing (RFC 3261 §18.3), shared by the core's stream flows and by servers such as
+ * the test compositor: reads the message at the start of data. The header section ends at
+ * the first empty line (CRLF CRLF; a bare LF line end is accepted as RFC 3261 §7.5 lets a
+ * receiver be lenient); the body is Content-Length bytes (long or compact form). */
+#define SIPUB_FRAME_MAX (64 * 1024) /* bytes of the largest message a stream may carry */
+enum {
+  SIPUB_FRAME_COMPLETE = 1,  /* msg_len bytes are one message */
+  SIPUB_FRAME_MORE = 0,      /* the message is not complete yet: read more */
+  SIPUB_FRAME_NO_LENGTH = -1, /* no Content-Length: unframeable on a stream (a datagram's
+                              * message ends with the datagram) */
+  SIPUB_FRAME_BAD = -2       /* a malformed Content-Length, or a message over SIPUB_FRAME_MAX */
+};
+typedef struct sipub_frame {
+  size_t header_len;     /* bytes up to and including the empty line; 0 while not found */
+  size_t msg_len;        /* header_len + Content-Length, once both are known (also with
+                          * MORE: the bytes to wait for); else 0 */
+  size_t cl_off, cl_len; /* where the Content-Length value is (cl_len 0: none found) */
+} sipub_frame;
+int sipub_frame_message(const char *data, size_t len, sipub_frame *out);
 
 typedef struct sipub_config {
   const char *aor;        /* the UA's address of record (From) */
@@ -85,6 +136,13 @@ typedef struct sipub_event {
   const sipub_response *response; /* NULL for a timeout or a transport error */
   int status;                     /* response status, or 0 */
   const char *cause;              /* standard phrase, "Request Timeout", ... */
+  /* Why a transport failed, in words, or NULL: the reason a driver gave to
+   * sipub_ua_flow_failed() ("connection reset by peer"), a name that did not resolve
+   * ("example.test: Domain name not found"), a send the driver refused ("192.0.2.1:5060
+   * (tcp): the transport refused the request"), a stream that could not be framed. Set on
+   * `failed` and `unpublished` events of cause "Connection Error". Owned by the core, valid
+   * until the next sipub_ua_poll(). */
+  const char *detail;
 } sipub_event;
 
 /* Causes that are not a reason phrase. */
@@ -123,14 +181,35 @@ void sipub_ua_free(sipub_ua *ua);
 void sipub_ua_set_time(sipub_ua *ua, uint64_t now_ms);
 uint64_t sipub_ua_now(const sipub_ua *ua);
 
-/* A datagram arrived from the network. Malformed or unmatched ones are dropped silently. */
-void sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const char *data, size_t len);
+/* Bytes arrived from the network over the flow from (its transport, and the peer's host and
+ * port as the driver names it). from NULL or UDP: data is one datagram. TCP/TLS: data is the
+ * next piece of a byte stream; the core frames messages across reads (one buffer per flow)
+ * and skips the CRLF keep-alives of RFC 5626 between them. Malformed or unmatched messages
+ * are dropped silently. Returns 0, or a negative value when the stream cannot be framed any
+ * more (a bad or missing Content-Length, a message over SIPUB_FRAME_MAX): the flow's buffer
+ * is dropped, its transactions failed, and the driver must close the connection. */
+int sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const sipub_dest *from, const char *data,
+                     size_t len);
 /* Fires every timer due at now_ms, in deadline order. */
 void sipub_ua_tick(sipub_ua *ua, uint64_t now_ms);
 /* The earliest deadline (absolute ms), or UINT64_MAX when no timer is armed. */
 uint64_t sipub_ua_next_deadline(const sipub_ua *ua);
-/* Every transaction in flight to dest fails with "Connection Error". */
+/* The flow to flow (as send() was given it, or as receive() named it) failed: every
+ * transaction in flight over it ends with "Connection Error", the event's detail carrying
+ * reason (copied; may be NULL), a stream buffer of that flow is dropped, and an address
+ * learnt from the resolver for it is forgotten (the next request asks again). A driver
+ * reports a stream connection that closed, even cleanly, the same way: a message cut by the
+ * close is dropped, and no response can come back over it. */
+void sipub_ua_flow_failed(sipub_ua *ua, const sipub_dest *flow, const char *reason);
+/* sipub_ua_flow_failed() for the UDP flow to host:port, without a reason. */
 void sipub_ua_dest_failed(sipub_ua *ua, const char *host, int port);
+/* The answer to the query query_id of io.resolve(): n records (copied; for an ADDR query,
+ * records of type ADDR, A or AAAA, the first being used), or error (a reason in words,
+ * copied) when the name did not resolve, which fails the requests waiting for it. An answer
+ * is kept for its smallest TTL, even when the requests that asked are gone; an error is not
+ * kept. An unknown query_id is ignored. */
+void sipub_ua_resolved(sipub_ua *ua, uint64_t now_ms, uint32_t query_id, const sipub_rr *answers,
+                       size_t n, const char *error);
 
 /* Pops the next event; returns 0 when there is none. The event, and its response, stay
  * valid until the next call. */

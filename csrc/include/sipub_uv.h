@@ -1,5 +1,5 @@
-/* sipub_uv.h — the libuv driver of the protocol core: one UDP socket, one timer and name
- * resolution on a uv_loop_t. Usable from plain C, without Lua. */
+/* sipub_uv.h — the libuv driver of the protocol core: one UDP socket, one timer and the
+ * core's name queries (uv_getaddrinfo) on a uv_loop_t. Usable from plain C, without Lua. */
 #ifndef SIPUB_UV_H
 #define SIPUB_UV_H
 
@@ -9,18 +9,22 @@
 typedef struct sipub_uv sipub_uv;
 
 /* Called after the driver fed the core (a batch of datagrams read at once, a timer, a send
- * failure): drain the events with sipub_ua_poll(), then call sipub_uv_sync().
+ * failure, a resolver answer): drain the events with sipub_ua_poll(), then call sipub_uv_sync().
  * Requests made meanwhile (in this callback, or by the core inside the driver's callbacks)
  * are queued and leave together in one sendmmsg(2) when it returns; the first to a next
  * hop and big ones go out at once, so that a refusal is still send()'s result. A queued
  * datagram the kernel refuses later fails every transaction to its next hop
- * (sipub_ua_dest_failed) and this callback runs again. Requests made outside the driver's
+ * (sipub_ua_flow_failed, the kernel's reason as the events' detail) and this callback runs
+ * again. Requests made outside the driver's
  * callbacks leave at once, as before. */
 typedef void (*sipub_uv_after_fn)(void *ud);
 
 /* Binds a UDP socket on host:port (port 0: any). NULL with *err = a libuv error code. */
 sipub_uv *sipub_uv_new(uv_loop_t *loop, const char *host, int port, int *err);
-/* The transport seam to give sipub_ua_new(). */
+/* The transport and resolver seams to give sipub_ua_new(): sends go to literal addresses
+ * only (others are refused); the core asks for names' addresses through io.resolve, which
+ * runs uv_getaddrinfo in the socket's family, answers being kept 60 s (getaddrinfo gives no
+ * TTL). */
 const sipub_io *sipub_uv_io(sipub_uv *drv);
 /* The bound port. */
 int sipub_uv_port(const sipub_uv *drv);

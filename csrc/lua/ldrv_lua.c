@@ -117,15 +117,15 @@ static void free_drv(lua_ua *u)
   free(d);
 }
 
-/* driver:event(ctx, name, response, cause): the driver runs the handlers itself. */
+/* driver:event(ctx, name, response, cause, detail): the driver runs the handlers itself. */
 static void event(lua_State *L, lua_ua *u)
 {
   lua_drv *d = u->drv;
   lua_rawgeti(L, LUA_REGISTRYINDEX, d->ref);
   lua_getfield(L, -1, "event");
-  lua_insert(L, -6); /* method, ctx, name, response, cause, driver */
-  lua_insert(L, -5); /* method, driver, ctx, name, response, cause */
-  if (lua_pcall(L, 5, 0, 0) != LUA_OK) {
+  lua_insert(L, -7); /* method, ctx, name, response, cause, detail, driver */
+  lua_insert(L, -6); /* method, driver, ctx, name, response, cause, detail */
+  if (lua_pcall(L, 6, 0, 0) != LUA_OK) {
     lsipub_report_error(L);
     lua_pop(L, 1);
   }
@@ -187,20 +187,23 @@ static sipub_transport check_transport(lua_State *L, int idx)
   return (sipub_transport)luaL_checkoption(L, idx, "udp", names);
 }
 
-/* ua:_receive(data[, host, port, transport]): a response from the network, at the core's
- * current time; its events are delivered before this returns. */
+/* ua:_receive(data[, host, port, transport]) -> true, or false when the stream flow it came
+ * from must be closed (a framing error: its transactions failed). Bytes from a tcp or tls
+ * flow are a stream the core frames (a message may come in pieces, or several at once); a
+ * udp datagram is one message. The events are delivered before this returns. */
 static int l_receive(lua_State *L)
 {
   lua_ua *u = check_lua_driven(L);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  sipub_dest from = { luaL_optstring(L, 3, ""), (int)luaL_optinteger(L, 4, 0), check_transport(L, 5) };
-  (void)from;
+  const char *host = luaL_optstring(L, 3, NULL);
+  sipub_dest from = { host ? host : "", (int)luaL_optinteger(L, 4, 0), check_transport(L, 5) };
   lua_State *saved = lsipub_enter(L, u);
-  sipub_ua_receive(u->core, sipub_ua_now(u->core), data, len);
+  int rc = sipub_ua_receive(u->core, sipub_ua_now(u->core), host ? &from : NULL, data, len);
   u->cur = saved;
   lsipub_drain(L, u);
-  return 0;
+  lua_pushboolean(L, rc >= 0);
+  return 1;
 }
 
 /* ua:_tick(ms): the clock is at ms: runs the timers due by then, each at its own deadline,
@@ -263,11 +266,26 @@ static int l_dest_failed(lua_State *L)
   return 0;
 }
 
+/* ua:_flow_failed(host, port, transport, reason): the flow is gone (a connection reset, a
+ * refused datagram): its transactions fail with "Connection Error", reason as the detail. */
+static int l_flow_failed(lua_State *L)
+{
+  lua_ua *u = check_lua_driven(L);
+  sipub_dest flow = { luaL_checkstring(L, 2), (int)luaL_checkinteger(L, 3), check_transport(L, 4) };
+  const char *reason = luaL_optstring(L, 5, NULL);
+  lua_State *saved = lsipub_enter(L, u);
+  sipub_ua_flow_failed(u->core, &flow, reason);
+  u->cur = saved;
+  lsipub_drain(L, u);
+  return 0;
+}
+
 void lsipub_driver_lua_methods(lua_State *L)
 {
   static const luaL_Reg m[] = {
     { "_receive", l_receive }, { "_tick", l_tick }, { "_deadline", l_deadline },
-    { "_now", l_now }, { "_drain", l_drain }, { "_dest_failed", l_dest_failed }, { NULL, NULL }
+    { "_now", l_now }, { "_drain", l_drain }, { "_dest_failed", l_dest_failed }, { "_flow_failed", l_flow_failed },
+    { NULL, NULL }
   };
   luaL_setfuncs(L, m, 0);
 }

@@ -64,8 +64,9 @@ typedef struct lsipub_driver_ops {
   /* The UA is collected: free everything, sending nothing. */
   void (*free)(lua_ua *u);
   /* NULL: the binding calls the handlers of each event itself. Else the driver delivers:
-   * called with the context, the event's name, the response object (or nil) and the cause
-   * on the stack (it pops them), e.g. to run the handlers where they may yield. */
+   * called with the context, the event's name, the response object (or nil), the cause and
+   * the detail (or nil) on the stack (it pops them), e.g. to run the handlers where they may
+   * yield. */
   void (*event)(lua_State *L, lua_ua *u);
 } lsipub_driver_ops;
 

@@ -109,6 +109,7 @@ void lsipub_drain(lua_State *L, lua_ua *u)
           lua_pushnil(L);
         }
         lua_pushstring(L, ev.cause ? ev.cause : "");
+        if (ev.detail) lua_pushstring(L, ev.detail); else lua_pushnil(L);
         u->ops->event(L, u);
         if (u->core) lsipub_unanchor(L, lp);
         lua_settop(L, slot);
@@ -132,7 +133,9 @@ void lsipub_drain(lua_State *L, lua_ua *u)
         }
         if (ev.response && made) lua_pushvalue(L, slot); else lua_pushnil(L);
         lua_pushstring(L, ev.cause ? ev.cause : "");
-        lsipub_pcall(L, kind == LUA_TTABLE ? 5 : 2);
+        /* A third argument says why, when the cause alone does not (which host, which step). */
+        if (ev.detail) lua_pushstring(L, ev.detail); else lua_pushnil(L);
+        lsipub_pcall(L, kind == LUA_TTABLE ? 6 : 3);
       }
       if (u->core) lsipub_unanchor(L, lp);
       lua_settop(L, slot);
@@ -226,6 +229,7 @@ static int l_ua_new(lua_State *L)
   cfg.realm = lsipub_opt_string(L, 1, "realm");
 
   sipub_io io;
+  memset(&io, 0, sizeof io);
   uint64_t now = 0;
   lua_getfield(L, 1, "driver");
   if (lua_istable(L, -1)) lsipub_driver_lua(L, u, lua_gettop(L), &a, &cfg, &io, &now);

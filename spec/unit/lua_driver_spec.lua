@@ -116,3 +116,27 @@ describe("a Lua driver", function()
     assert.are.equal("Connection Error", got)
   end)
 end)
+
+describe("a flow failure's detail", function()
+  it("reaches the handlers as a third argument, after (response, cause)", function()
+    local sip = require "sip"
+    local ua, net = testing.new_ua()
+    local ctx = ua:publish("sip:alice@example.com", "presence", "open")
+    local got = {}
+    ctx:on("failed", function(r, cause, detail) got = { r, cause, detail } end)
+    net:take()
+    ua._core:_flow_failed("127.0.0.1", 5060, "udp", "127.0.0.1:5060 port unreachable")
+    assert.is_nil(got[1])
+    assert.are.equal(sip.C.causes.CONNECTION_ERROR, got[2])
+    assert.are.equal("127.0.0.1:5060 port unreachable", got[3])
+  end)
+
+  it("is nil for an ordinary response", function()
+    local ua, net = testing.new_ua()
+    local ctx = ua:publish("sip:alice@example.com", "presence", "open")
+    local n, third = 0, "unset"
+    ctx:on("published", function(...) n = select("#", ...); third = select(3, ...) end)
+    net:reply(net:take(), 200, { ["SIP-ETag"] = "e1", Expires = 60 })
+    assert.is_nil(third)
+  end)
+end)
