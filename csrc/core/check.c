@@ -286,6 +286,8 @@ int check_uri_parse(const char *s, size_t len, struct osip_uri **out, int *verba
     bad = SIPUB_BAD_URI;
   else if (!valid_port(u->port))
     bad = SIPUB_BAD_PORT;
+  else if (check_hop(u->host)) /* libosip2 keeps an IPv6 reference's address, unbracketed */
+    bad = SIPUB_BAD_HOST;
   else if (!same_unescaped(s, back))
     bad = SIPUB_BAD_URI;
   else if (verbatim)
