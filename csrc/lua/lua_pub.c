@@ -1,5 +1,6 @@
-/* lua_pub.c — publications as userdata, the context methods that run on every call (on,
- * publish, unpublish, close, __index) and ua:publish's usual case, in C. */
+/* lua_pub.c — publications as userdata, ua:publish's one call into the core, the context
+ * methods that run on every call (on, publish, unpublish, close, __index) in C, and the core's
+ * input rules for the facade (core.check, core.parse_uri, core.argerror, core.defaults). */
 #include "lsipub.h"
 
 #include <stdio.h>
@@ -8,9 +9,16 @@
 
 static lua_pub *wrap_pub(lua_State *L, lua_ua *u, sipub_pub *pub, int ua_idx, int ctx_idx);
 static const char *rc_message(int rc);
-
-
 static int raise_input_error(lua_State *L, const sipub_input_error *bad, const char *const *lines);
+
+/* Raises "sip: cannot publish: why" where ua:publish was called. */
+static int publish_error(lua_State *L, const char *why)
+{
+  luaL_where(L, 2);
+  lua_pushfstring(L, "sip: cannot publish: %s", why);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
 
 /* The string at idx (or NULL for nil) as the core's C string; the first one with a NUL
  * inside, which the core would read cut, is recorded in *bad as a control character. */
@@ -68,9 +76,7 @@ int lsipub_l_pub_new(lua_State *L)
   sipub_pub *pub = sipub_pub_new(u->core, &cfg, &err, &bad);
   if (!pub) {
     if (err == SIPUB_EINVAL) return raise_input_error(L, &bad, lines);
-    luaL_where(L, 2);
-    return luaL_error(L, "%ssip: cannot publish: %s", lua_tostring(L, -1),
-                      err == SIPUB_ECLOSED ? "the user agent is closed" : "out of memory");
+    return publish_error(L, err == SIPUB_ECLOSED ? "the user agent is closed" : "out of memory");
   }
   lua_pushliteral(L, "_h");
   lua_pub *lp = wrap_pub(L, u, pub, 1, 2);
@@ -78,10 +84,7 @@ int lsipub_l_pub_new(lua_State *L)
   int rc = cfg.etag ? sipub_pub_resume(pub, body, blen) : sipub_pub_publish(pub, body, blen);
   lsipub_settle(L, u);
   if (u->core) lsipub_unanchor(L, lp);
-  if (rc != SIPUB_OK) {
-    luaL_where(L, 2);
-    return luaL_error(L, "%ssip: cannot publish: %s", lua_tostring(L, -1), rc_message(rc));
-  }
+  if (rc != SIPUB_OK) return publish_error(L, rc_message(rc));
   lua_settop(L, 2);
   return 1;
 }

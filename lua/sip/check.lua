@@ -33,6 +33,7 @@ function check.rule(fname, what, kind, v, level)
 end
 
 local NO_OPTS = {}
+local EMPTY = select(2, core_check("header_value", "")) -- the core's "must not be empty"
 check.HEADER = { header = true } -- opts of a string that goes into a header
 
 function check.string(fname, what, v, level, opts)
@@ -42,7 +43,7 @@ function check.string(fname, what, v, level, opts)
     fail(fname, what, "expected a string, got " .. show(v), (level or 2) + 1)
   end
   if not opts.allow_empty and v == "" then
-    fail(fname, what, "must not be empty", (level or 2) + 1)
+    fail(fname, what, EMPTY, (level or 2) + 1)
   end
   if opts.header then
     local problem, msg = core_check("header_value", v)
