@@ -177,7 +177,8 @@ typedef enum sipub_field {
 
 typedef struct sipub_input_error {
   int field;   /* sipub_field */
-  int index;   /* SIPUB_FIELD_EXTRA_HEADER: which line, from 0; else -1 */
+  int index;   /* SIPUB_FIELD_EXTRA_HEADER: which line, from 0 (-1: too many lines);
+                  SIPUB_FIELD_CREDENTIALS: 0 auth_user, 1 password, 2-4 ha1_*, 5 realm; else -1 */
   int problem; /* sipub_problem */
 } sipub_input_error;
 
