@@ -62,7 +62,7 @@ static sipub_pub *new_pub(unsigned long i)
                           .content_type = "application/pidf+xml", .expires = 3600,
                           .unpublish_on_close = 1 };
   int err = 0;
-  sipub_pub *p = sipub_pub_new(ua, &pc, &err);
+  sipub_pub *p = sipub_pub_new(ua, &pc, &err, NULL);
   if (!p) {
     fprintf(stderr, "core_roundtrip: sipub_pub_new failed (%d)\n", err);
     exit(1);
@@ -177,7 +177,7 @@ static int scale_main(unsigned long k, unsigned long secs)
     sipub_pub_config pc = { .target = target, .event = "presence",
                             .content_type = "application/pidf+xml", .expires = (int)(10 + i % 21),
                             .unpublish_on_close = 1 };
-    sipub_pub *p = sipub_pub_new(ua, &pc, NULL);
+    sipub_pub *p = sipub_pub_new(ua, &pc, NULL, NULL);
     if (!p || sipub_pub_publish(p, BODY1, sizeof BODY1 - 1) != SIPUB_OK) return 1;
     if (scale_n == SCALE_MAX_SENT) scale_answer_all();
   }

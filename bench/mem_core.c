@@ -38,7 +38,7 @@ int main(int argc, char **argv)
                             .content_type = "application/pidf+xml", .expires = 3600,
                             .unpublish_on_close = 1 };
     int err = 0;
-    pubs[i] = sipub_pub_new(ua, &pc, &err);
+    pubs[i] = sipub_pub_new(ua, &pc, &err, NULL);
     if (!pubs[i]) return 1;
     sipub_pub_publish(pubs[i], BODY1, sizeof BODY1 - 1);
     size_t len;

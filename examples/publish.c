@@ -66,7 +66,7 @@ int main(int argc, char **argv)
   a.ua = sipub_ua_new(&cfg, sipub_uv_io(a.drv), sipub_uv_now(a.drv));
   sipub_pub_config pc = { .target = argv[3], .event = "presence", .content_type = "text/plain",
                           .expires = 600, .unpublish_on_close = 1 };
-  a.pub = sipub_pub_new(a.ua, &pc, &err);
+  a.pub = sipub_pub_new(a.ua, &pc, &err, NULL);
   if (!a.ua || !a.pub || sipub_uv_start(a.drv, a.ua, on_activity, &a) != 0) {
     fprintf(stderr, "cannot start (%d)\n", err);
     return 1;

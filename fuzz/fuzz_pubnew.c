@@ -216,7 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   const char *body = nf > 3 && flen[3] ? field[3] : "-";
   size_t body_len = nf > 3 && flen[3] ? flen[3] : 1;
   int err = 0;
-  sipub_pub *p = sipub_pub_new(ua, &pc, &err);
+  sipub_pub *p = sipub_pub_new(ua, &pc, &err, NULL);
   if (!p) {
     if (err == 0 || sends) __builtin_trap(); /* a refusal sends nothing */
   } else {

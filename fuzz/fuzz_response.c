@@ -249,7 +249,7 @@ static sipub_pub *new_pub(const char *target, int expires, int unpublish_on_clos
     .expires = expires, .extra_headers = extra, .unpublish_on_close = unpublish_on_close,
   };
   int err = 0;
-  sipub_pub *p = sipub_pub_new(ua, &pc, &err);
+  sipub_pub *p = sipub_pub_new(ua, &pc, &err, NULL);
   if (!p) FAIL();
   sipub_pub_set_user(p, p);
   pubs[i] = p;

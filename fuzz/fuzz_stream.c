@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
     char target[64];
     snprintf(target, sizeof target, "sip:u%d@127.0.0.1:5070", i);
     sipub_pub_config pc = { .target = target, .event = "presence", .expires = 60 };
-    pubs[i] = sipub_pub_new(ua, &pc, NULL);
+    pubs[i] = sipub_pub_new(ua, &pc, NULL, NULL);
     sipub_pub_publish(pubs[i], "s", 1);
   }
   if (nreq != NPUBS) FAIL();

@@ -237,13 +237,19 @@ int auth_answer_challenge(sipub_pub *p, const sent_info *si, const msg_response 
 void auth_add_headers(sipub_pub *p, msg_request *r, char *values[2]);
 
 /* check.c */
-int check_uri(const char *s, int *verbatim);
-int check_token(const char *s);
-int check_content_type(const char *s);
+/* sipub_check_uri's rules on s (NUL-terminated at len); on success the parse is kept in *out
+ * (when not NULL, for the caller to free) and *verbatim (when not NULL) says whether
+ * libosip2 writes s back unchanged. */
+int check_uri_parse(const char *s, size_t len, struct osip_uri **out, int *verbatim);
+/* All of sipub_pub_new's rules: 0 with the target's parse in *target, or SIPUB_EINVAL. */
+int check_pub_config(const sipub_pub_config *cfg, struct osip_uri **target, int *verbatim,
+                     sipub_input_error *bad);
+/* Copies extra header lines that passed check_pub_config into p, as names and values. */
 int check_split_extra(sipub_pub *p, const char *const *lines);
 
 /* route.c */
-int route_pick_dest(sipub_pub *p, const char *target);
+/* Where p's requests go, from its target's parse: the outbound proxy, else its host and port. */
+int route_set_dest(sipub_pub *p, struct osip_uri *target);
 
 /* flow.c */
 void flow_free_all(sipub_ua *ua);

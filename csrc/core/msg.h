@@ -83,6 +83,8 @@ int msg_template_derive(const msg_skeleton *skel, const char *uri, const char *f
 struct osip_uri;
 int msg_uri_verbatim(const char *uri);
 int msg_uri_same_text(struct osip_uri *parsed, const char *text);
+/* osip_uri_free, NULL allowed: for files that do not include libosip2. */
+void msg_uri_free(struct osip_uri *u);
 
 /* Writes v as 16 lower-case hex digits (branches, tags, Call-IDs). */
 void msg_hex64(char out[16], uint64_t v);

@@ -311,6 +311,11 @@ int msg_uri_same_text(struct osip_uri *parsed, const char *text)
   return same;
 }
 
+void msg_uri_free(struct osip_uri *u)
+{
+  if (u) osip_uri_free(u);
+}
+
 int msg_uri_verbatim(const char *uri)
 {
   osip_uri_t *u = NULL;

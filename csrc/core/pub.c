@@ -14,14 +14,15 @@ void pub_maybe_free(sipub_pub *p)
     pub_free(p);
 }
 
-sipub_pub *sipub_pub_new(sipub_ua *ua, const sipub_pub_config *cfg, int *err)
+sipub_pub *sipub_pub_new(sipub_ua *ua, const sipub_pub_config *cfg, int *err,
+                         sipub_input_error *bad)
 {
   int e = SIPUB_EINVAL, verbatim = 0;
   sipub_pub *p = NULL;
+  struct osip_uri *target = NULL; /* the one parse of the target */
+  if (bad) *bad = (sipub_input_error){ SIPUB_FIELD_NONE, -1, SIPUB_BAD_NONE };
   if (ua->closing) { e = SIPUB_ECLOSED; goto fail; }
-  if (!cfg->target || !check_uri(cfg->target, &verbatim) || !cfg->event || !check_token(cfg->event) ||
-      cfg->expires <= 0 || (cfg->content_type && !check_content_type(cfg->content_type)))
-    goto fail;
+  if (check_pub_config(cfg, &target, &verbatim, bad) != 0) goto fail;
   p = calloc(1, sizeof *p);
   if (!p) { e = SIPUB_ENOMEM; goto fail; }
   p->ua = ua;
@@ -29,7 +30,7 @@ sipub_pub *sipub_pub_new(sipub_ua *ua, const sipub_pub_config *cfg, int *err)
   p->uri_verbatim = verbatim;
   p->target = strdup(cfg->target);
   p->event = strdup(cfg->event);
-  p->content_type = strdup(cfg->content_type ? cfg->content_type : "text/plain");
+  p->content_type = strdup(cfg->content_type ? cfg->content_type : SIPUB_DEFAULT_CONTENT_TYPE);
   p->expires_opt = p->req_expires = cfg->expires;
   p->unpublish_on_close = cfg->unpublish_on_close;
   p->call_id = random_token(ua);
@@ -41,9 +42,10 @@ sipub_pub *sipub_pub_new(sipub_ua *ua, const sipub_pub_config *cfg, int *err)
     goto fail;
   }
   if ((e = check_split_extra(p, cfg->extra_headers)) != 0) goto fail;
-  if ((e = route_pick_dest(p, cfg->target)) != 0) goto fail;
+  if ((e = route_set_dest(p, target)) != 0) goto fail;
+  msg_uri_free(target);
+  target = NULL;
   if (cfg->etag) {
-    if (!*cfg->etag || !msg_header_safe(cfg->etag, strlen(cfg->etag))) goto fail;
     if (!(p->etag = strdup(cfg->etag))) { e = SIPUB_ENOMEM; goto fail; }
     /* Unknown expiry: assume the state lasts one requested interval from now. */
     p->valid_until = ua->now + (uint64_t)p->req_expires * 1000;
@@ -56,6 +58,7 @@ sipub_pub *sipub_pub_new(sipub_ua *ua, const sipub_pub_config *cfg, int *err)
   if (err) *err = 0;
   return p;
 fail:
+  msg_uri_free(target);
   if (p) {
     p->released = 1;
     pub_free(p);

@@ -20,25 +20,17 @@ static sipub_transport uri_transport(osip_uri_t *u, sipub_transport dflt)
   return dflt;
 }
 
-/* Where requests go: the outbound proxy, else the target URI's host and port. */
-int route_pick_dest(sipub_pub *p, const char *target)
+int route_set_dest(sipub_pub *p, osip_uri_t *u)
 {
   sipub_ua *ua = p->ua;
-  osip_uri_t *u = NULL;
-  if (osip_uri_init(&u) != 0) return SIPUB_ENOMEM;
-  int rc = SIPUB_EINVAL;
-  if (osip_uri_parse(u, target) == 0 && u->host && *u->host) {
-    p->dest_tp = uri_transport(u, ua->transport);
-    if (ua->proxy_host) {
-      if (p->dest_tp != SIPUB_TP_TLS) p->dest_tp = ua->transport;
-      p->dest_host = strdup(ua->proxy_host);
-      p->dest_port = ua->proxy_port;
-    } else {
-      p->dest_host = strdup(u->host);
-      p->dest_port = u->port ? atoi(u->port) : p->dest_tp == SIPUB_TP_TLS ? 5061 : 5060;
-    }
-    rc = p->dest_host ? 0 : SIPUB_ENOMEM;
+  p->dest_tp = uri_transport(u, ua->transport);
+  if (ua->proxy_host) {
+    if (p->dest_tp != SIPUB_TP_TLS) p->dest_tp = ua->transport;
+    p->dest_host = strdup(ua->proxy_host);
+    p->dest_port = ua->proxy_port;
+  } else {
+    p->dest_host = strdup(u->host);
+    p->dest_port = u->port ? atoi(u->port) : p->dest_tp == SIPUB_TP_TLS ? 5061 : 5060;
   }
-  osip_uri_free(u);
-  return rc;
+  return p->dest_host ? 0 : SIPUB_ENOMEM;
 }

@@ -142,12 +142,10 @@ int sipub_ua_poll(sipub_ua *ua, sipub_event *ev)
   return 0;
 }
 
-int check_uri(const char *s, int *verbatim);
-
 sipub_ua *sipub_ua_new(const sipub_config *cfg, const sipub_io *io, uint64_t now_ms)
 {
   sipub_global_init();
-  if (!cfg || !io || !io->send || !cfg->aor || !cfg->via_host || !check_uri(cfg->aor, NULL)) return NULL;
+  if (!cfg || !io || !io->send || sipub_config_check(cfg, NULL) != 0) return NULL;
   sipub_ua *ua = calloc(1, sizeof *ua);
   if (!ua) return NULL;
   ua->io = *io;

@@ -170,9 +170,84 @@ int sipub_digest_response(const sipub_digest_input *in, char out[129]);
 /* One-time libosip2 parser initialisation; safe to call repeatedly. */
 void sipub_global_init(void);
 
+/* ---- input rules: one set, for the core, its bindings and their callers ------------------ */
+
+/* Defaults a binding shows its users (the core takes NULL content type as the first). */
+#define SIPUB_DEFAULT_CONTENT_TYPE "text/plain"
+#define SIPUB_DEFAULT_EXPIRES 3600
+#define SIPUB_DEFAULT_UNPUBLISH_ON_CLOSE 1
+#define SIPUB_MAX_EXTRA_HEADERS 64
+
+/* What is wrong with an input; 0 (SIPUB_BAD_NONE) when nothing is. */
+typedef enum sipub_problem {
+  SIPUB_BAD_NONE = 0,
+  SIPUB_BAD_EMPTY,        /* empty (or missing) */
+  SIPUB_BAD_CONTROL,      /* a control character: CR, LF, NUL... (tab is allowed) */
+  SIPUB_BAD_URI,          /* not a URI libosip2 reads, and writes back with the same meaning */
+  SIPUB_BAD_SCHEME,       /* a URI of another scheme than sip: or sips: */
+  SIPUB_BAD_PORT,         /* a URI port outside 1..65535 */
+  SIPUB_BAD_ESCAPE,       /* %00 in a URI: libosip2 would cut the URI there */
+  SIPUB_BAD_TOKEN,        /* not an RFC 3261 token (event package, entity-tag) */
+  SIPUB_BAD_MEDIA_TYPE,   /* not type/subtype[;name=value...] */
+  SIPUB_BAD_HEADER_LINE,  /* an extra header that is not "Name: value" */
+  SIPUB_BAD_OWN_HEADER,   /* an extra header the library writes itself (Via, CSeq...) */
+  SIPUB_BAD_HOST,         /* not a host name, IPv4 address or [IPv6] reference */
+  SIPUB_BAD_ADDRESS,      /* not an IPv4 or IPv6 address */
+  SIPUB_BAD_RANGE,        /* a number out of range (expires < 1) */
+  SIPUB_BAD_TOO_MANY,     /* more than SIPUB_MAX_EXTRA_HEADERS extra headers */
+  SIPUB_BAD_COUNT
+} sipub_problem;
+
+/* Default English text of a problem ("must not be empty"...): "" for SIPUB_BAD_NONE. */
+const char *sipub_problem_text(int problem);
+
+/* Each returns 0 or the problem of s (len bytes: a NUL inside is a control character). */
+int sipub_check_uri(const char *s, size_t len);          /* a sip: or sips: URI */
+int sipub_check_token(const char *s, size_t len);        /* RFC 3261 token (event package) */
+int sipub_check_media_type(const char *s, size_t len);   /* a Content-Type value */
+int sipub_check_header_value(const char *s, size_t len); /* any header value */
+/* An extra header "Name: value": the name a token, not one the library writes (Via, From,
+ * To, Call-ID, CSeq, Max-Forwards, Event, Expires, SIP-If-Match, Content-Type,
+ * Content-Length, Authorization, Proxy-Authorization and the compact forms). */
+int sipub_check_header_line(const char *line, size_t len);
+int sipub_check_etag(const char *s, size_t len);         /* RFC 3903 entity-tag: a token */
+/* RFC 3261 host: hostname / IPv4address / "[" IPv6address "]" (a Via sent-by). */
+int sipub_check_host(const char *s, size_t len);
+int sipub_check_address(const char *s, size_t len);      /* an IPv4 or IPv6 literal */
+
+/* The parts of a URI (what a caller needs of an outbound proxy's or its own URI). */
+typedef struct sipub_uri_parts {
+  const char *scheme, *user; /* user NULL when the URI has none (escapes decoded) */
+  const char *host;          /* an IPv6 reference without its brackets */
+  int port;                  /* 0 when the URI names none */
+} sipub_uri_parts;
+/* sipub_check_uri's rules; when s passes, its parts, copied into buf (size >= len + 3). */
+int sipub_uri_split(const char *s, size_t len, sipub_uri_parts *out, char *buf, size_t size);
+
+/* Which input a problem is in. */
+typedef enum sipub_field {
+  SIPUB_FIELD_NONE = 0,
+  SIPUB_FIELD_TARGET, SIPUB_FIELD_EVENT, SIPUB_FIELD_CONTENT_TYPE, SIPUB_FIELD_EXPIRES,
+  SIPUB_FIELD_EXTRA_HEADER, SIPUB_FIELD_ETAG,   /* sipub_pub_config */
+  SIPUB_FIELD_AOR, SIPUB_FIELD_PROXY, SIPUB_FIELD_VIA_HOST, SIPUB_FIELD_USER_AGENT,
+  SIPUB_FIELD_CREDENTIALS                       /* sipub_config */
+} sipub_field;
+
+typedef struct sipub_input_error {
+  int field;   /* sipub_field */
+  int index;   /* SIPUB_FIELD_EXTRA_HEADER: which line, from 0 (-1: too many lines);
+                  SIPUB_FIELD_CREDENTIALS: 0 auth_user, 1 password, 2-4 ha1_*, 5 realm; else -1 */
+  int problem; /* sipub_problem */
+} sipub_input_error;
+
 /* ---- user agent --------------------------------------------------------------------- */
 
+/* NULL on bad input (see sipub_config_check) or when out of memory. */
 sipub_ua *sipub_ua_new(const sipub_config *cfg, const sipub_io *io, uint64_t now_ms);
+/* 0 when sipub_ua_new() takes cfg's strings (aor a sip:/sips: URI; proxy_host and via_host
+ * host names or IP addresses; user agent and credentials without control characters); else
+ * SIPUB_EINVAL with *bad (when not NULL) saying which and what. */
+int sipub_config_check(const sipub_config *cfg, sipub_input_error *bad);
 /* Frees everything without sending anything. */
 void sipub_ua_free(sipub_ua *ua);
 
@@ -228,15 +303,19 @@ size_t sipub_ua_pending(const sipub_ua *ua); /* events waiting for sipub_ua_poll
 typedef struct sipub_pub_config {
   const char *target;       /* Request-URI and To */
   const char *event;        /* Event package */
-  const char *content_type; /* NULL: text/plain */
-  int expires;              /* > 0 */
+  const char *content_type; /* NULL: SIPUB_DEFAULT_CONTENT_TYPE */
+  int expires;              /* > 0 (SIPUB_DEFAULT_EXPIRES is the usual value) */
   const char *const *extra_headers; /* "Name: value" lines, NULL-terminated, may be NULL */
   int unpublish_on_close;
   const char *etag;         /* an entity-tag persisted earlier, to resume with; or NULL */
 } sipub_pub_config;
 
-/* Creates a publication (nothing is sent). NULL with *err set on bad input. */
-sipub_pub *sipub_pub_new(sipub_ua *ua, const sipub_pub_config *cfg, int *err);
+/* Creates a publication (nothing is sent). NULL with *err set (SIPUB_EINVAL on bad input,
+ * SIPUB_ECLOSED, SIPUB_ENOMEM); on bad input *bad (when not NULL) says which field, which
+ * extra header and what is wrong. The target is parsed once, here; what routing needs of it
+ * (host, port, transport) is kept. */
+sipub_pub *sipub_pub_new(sipub_ua *ua, const sipub_pub_config *cfg, int *err,
+                         sipub_input_error *bad);
 
 void sipub_pub_set_user(sipub_pub *pub, void *user);
 void *sipub_pub_user(const sipub_pub *pub);

@@ -72,23 +72,13 @@ static void push_request(lua_State *L, const sipub_compositor_request *r)
 
 #define ACTION_ERR "on_request: bad action (%s)"
 
-/* A header name: an RFC 3261 token. */
-static int is_token(const char *s)
-{
-  if (!*s) return 0;
-  for (; *s; s++)
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-          strchr("-.!%*_+`'~", *s)))
-      return 0;
-  return 1;
-}
-
 static void add_header(lua_State *L, sipub_compositor_action *act, size_t *n, int name_idx,
                        int value_idx)
 {
-  const char *name = lua_type(L, name_idx) == LUA_TSTRING ? lua_tostring(L, name_idx) : NULL;
+  size_t nlen = 0;
+  const char *name = lua_type(L, name_idx) == LUA_TSTRING ? lua_tolstring(L, name_idx, &nlen) : NULL;
   int vt = lua_type(L, value_idx);
-  if (!name || !is_token(name))
+  if (!name || sipub_check_token(name, nlen) != 0)
     luaL_error(L, ACTION_ERR, "headers: a name is not a header name");
   if (vt != LUA_TSTRING && vt != LUA_TNUMBER)
     luaL_error(L, ACTION_ERR, "headers: a value is not a string or a number");

@@ -1,55 +1,92 @@
-/* lua_pub.c — publications as userdata, the context methods that run on every call (on,
- * publish, unpublish, close, __index) and ua:publish's usual case, in C. */
+/* lua_pub.c — publications as userdata, ua:publish's one call into the core, the context
+ * methods that run on every call (on, publish, unpublish, close, __index) in C, and the core's
+ * input rules for the facade (core.check, core.parse_uri, core.argerror, core.defaults). */
 #include "lsipub.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <osipparser2/osip_parser.h>
-
 static lua_pub *wrap_pub(lua_State *L, lua_ua *u, sipub_pub *pub, int ua_idx, int ctx_idx);
 static const char *rc_message(int rc);
+static int raise_input_error(lua_State *L, const sipub_input_error *bad, const char *const *lines);
 
+/* Raises "sip: cannot publish: why" where ua:publish was called. */
+static int publish_error(lua_State *L, const char *why)
+{
+  luaL_where(L, 2);
+  lua_pushfstring(L, "sip: cannot publish: %s", why);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+/* The string at idx (or NULL for nil) as the core's C string; the first one with a NUL
+ * inside, which the core would read cut, is recorded in *bad as a control character. */
+static const char *c_string(lua_State *L, int idx, int field, int index, sipub_input_error *bad)
+{
+  size_t len;
+  const char *s = luaL_optlstring(L, idx, NULL, &len);
+  if (s && strlen(s) != len && !bad->problem)
+    *bad = (sipub_input_error){ field, index, SIPUB_BAD_CONTROL };
+  return s;
+}
 
 /* ua:pub_new(ctx, target, event, content_type, expires, extra_headers, unpublish_on_close,
- *            etag) */
+ *            etag, body) -> ctx: ua:publish's one call. Makes the publication of the context
+ * ctx (its _h) and sends its initial PUBLISH (a refresh of etag's state when given). Bad input
+ * raises "bad argument to 'publish' (<argument>: <message>)" at level 2, the caller of
+ * ua:publish, which must call this as its last call but not a tail call. */
 int lsipub_l_pub_new(lua_State *L)
 {
   lua_ua *u = lsipub_check_ua(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
+  sipub_input_error bad = { SIPUB_FIELD_NONE, -1, SIPUB_BAD_NONE };
   sipub_pub_config cfg;
   memset(&cfg, 0, sizeof cfg);
-  cfg.target = luaL_checkstring(L, 3);
-  cfg.event = luaL_checkstring(L, 4);
-  cfg.content_type = luaL_optstring(L, 5, NULL);
+  luaL_checkstring(L, 3);
+  luaL_checkstring(L, 4);
+  cfg.target = c_string(L, 3, SIPUB_FIELD_TARGET, -1, &bad);
+  cfg.event = c_string(L, 4, SIPUB_FIELD_EVENT, -1, &bad);
+  cfg.content_type = c_string(L, 5, SIPUB_FIELD_CONTENT_TYPE, -1, &bad);
   cfg.expires = (int)luaL_checkinteger(L, 6);
   cfg.unpublish_on_close = lua_toboolean(L, 8);
-  cfg.etag = luaL_optstring(L, 9, NULL);
-  const char *lines[65];
+  cfg.etag = c_string(L, 9, SIPUB_FIELD_ETAG, -1, &bad);
+  size_t blen;
+  const char *body = luaL_checklstring(L, 10, &blen);
+  /* One line more than the core takes, so that the core finds there are too many. */
+  const char *lines[SIPUB_MAX_EXTRA_HEADERS + 2];
   size_t n = 0;
   if (!lua_isnoneornil(L, 7)) {
     luaL_checktype(L, 7, LUA_TTABLE);
     n = (size_t)lua_rawlen(L, 7);
-    luaL_argcheck(L, n < sizeof lines / sizeof lines[0], 7, "too many extra headers (64 at most)");
+    if (n > SIPUB_MAX_EXTRA_HEADERS + 1) n = SIPUB_MAX_EXTRA_HEADERS + 1;
     for (size_t i = 0; i < n; i++) {
       lua_rawgeti(L, 7, (lua_Integer)i + 1);
-      lines[i] = lua_tostring(L, -1);
-      luaL_argcheck(L, lines[i] != NULL, 7, "extra headers must be strings");
+      luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 7, "extra headers must be strings");
+      lines[i] = c_string(L, -1, SIPUB_FIELD_EXTRA_HEADER, (int)i, &bad);
       lua_pop(L, 1); /* still referenced by the table */
     }
   }
   lines[n] = NULL;
   cfg.extra_headers = lines;
 
+  if (bad.problem) return raise_input_error(L, &bad, lines);
   int err = 0;
-  sipub_pub *pub = sipub_pub_new(u->core, &cfg, &err);
+  lua_State *saved = lsipub_enter(L, u);
+  sipub_pub *pub = sipub_pub_new(u->core, &cfg, &err, &bad);
   if (!pub) {
-    if (err == SIPUB_ECLOSED) return luaL_error(L, "the user agent is closed");
-    if (err == SIPUB_ENOMEM) return luaL_error(L, "out of memory");
-    return luaL_error(L, "invalid publication (target, event, content type or extra headers)");
+    lsipub_leave(L, u, saved);
+    if (err == SIPUB_EINVAL) return raise_input_error(L, &bad, lines);
+    return publish_error(L, err == SIPUB_ECLOSED ? "the user agent is closed" : "out of memory");
   }
-  wrap_pub(L, u, pub, 1, 2);
+  lua_pushliteral(L, "_h");
+  lua_pub *lp = wrap_pub(L, u, pub, 1, 2);
+  lua_rawset(L, 2);
+  int rc = cfg.etag ? sipub_pub_resume(pub, body, blen) : sipub_pub_publish(pub, body, blen);
+  lsipub_leave(L, u, saved);
+  if (u->core) lsipub_unanchor(L, lp);
+  if (rc != SIPUB_OK) return publish_error(L, rc_message(rc));
+  lua_settop(L, 2);
   return 1;
 }
 
@@ -340,221 +377,149 @@ static int l_context_methods(lua_State *L)
   return 1;
 }
 
-/* Parses s as a URI that also reads back inside <> (To, From: otherwise no request could
- * carry it); NULL when it does not, or when a port is not 1..65535. */
-static osip_uri_t *parse_uri(const char *s, size_t len, long *port)
+/* ---- input rules: the core's, for the facade ---------------------------------------------- */
+
+static const char *const problem_names[SIPUB_BAD_COUNT] = {
+  NULL, "empty", "control", "uri", "scheme", "port", "escape", "token", "media_type",
+  "header_line", "own_header", "host", "address", "range", "too_many"
+};
+
+/* The rules core.check knows; show: a refused value is quoted in the message (not header
+ * lines or values, which may hold credentials). */
+static const struct rule {
+  const char *kind;
+  int (*check)(const char *, size_t);
+  int show;
+} rules[] = {
+  { "uri", sipub_check_uri, 1 }, { "token", sipub_check_token, 1 },
+  { "media_type", sipub_check_media_type, 1 }, { "header_value", sipub_check_header_value, 0 },
+  { "header_line", sipub_check_header_line, 0 }, { "etag", sipub_check_etag, 0 },
+  { "host", sipub_check_host, 1 }, { "address", sipub_check_address, 1 }, { NULL, NULL, 0 }
+};
+
+/* Pushes the message for problem in value (len bytes): the core's text, and what was given
+ * (an own header's name; a shown value, cut at 80 bytes). */
+static void push_message(lua_State *L, int problem, const char *value, size_t len, int show)
 {
-  osip_uri_t *u = NULL;
-  sipub_global_init();
-  *port = 0;
-  if (strlen(s) != len || osip_uri_init(&u) != 0) return NULL;
-  if (osip_uri_parse(u, s) != 0 || !u->scheme || !u->host || !*u->host) {
-    osip_uri_free(u);
-    return NULL;
+  const char *text = sipub_problem_text(problem);
+  if (problem == SIPUB_BAD_OWN_HEADER) {
+    size_t n = strcspn(value, ":");
+    while (n && (value[n - 1] == ' ' || value[n - 1] == '\t')) n--;
+    lua_pushfstring(L, "%s (%s)", text, lua_pushlstring(L, value, n));
+    lua_remove(L, -2);
+  } else if (show && problem != SIPUB_BAD_EMPTY && problem != SIPUB_BAD_CONTROL) {
+    lua_pushlstring(L, value, len > 80 ? 80 : len);
+    lua_pushfstring(L, "%s, got \"%s%s\"", text, lua_tostring(L, -1), len > 80 ? "..." : "");
+    lua_remove(L, -2);
+  } else {
+    lua_pushstring(L, text);
   }
-  osip_from_t *f = NULL;
-  char *na = malloc(len + 3);
-  int in_name_addr = 0;
-  if (na) {
-    na[0] = '<';
-    memcpy(na + 1, s, len);
-    na[len + 1] = '>';
-    na[len + 2] = '\0';
-    in_name_addr = osip_from_init(&f) == 0 && osip_from_parse(f, na) == 0;
-    osip_from_free(f);
-    free(na);
-  }
-  if (in_name_addr && u->port) {
-    char *end;
-    *port = strtol(u->port, &end, 10);
-    if (*end || *port <= 0 || *port > 65535) in_name_addr = 0;
-  }
-  if (!in_name_addr) {
-    osip_uri_free(u);
-    return NULL;
-  }
-  return u;
 }
 
-/* core.parse_uri(s) -> { scheme, user, host, port } or nil */
+/* Raises "bad argument to 'fname' (what: msg)" where the function at level called. */
+static int arg_error(lua_State *L, int level, const char *fname, const char *what, const char *msg)
+{
+  luaL_where(L, level);
+  lua_pushfstring(L, "bad argument to '%s' (%s: %s)", fname, what, msg);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+/* core.argerror(fname, what, msg, level): the one wording of a bad argument (sip/check.lua). */
+static int l_argerror(lua_State *L)
+{
+  const char *fname = luaL_checkstring(L, 1), *what = luaL_checkstring(L, 2);
+  const char *msg = luaL_checkstring(L, 3);
+  return arg_error(L, (int)luaL_optinteger(L, 4, 1), fname, what, msg);
+}
+
+/* The input error of a ua:pub_new call, named as ua:publish's arguments. */
+static int raise_input_error(lua_State *L, const sipub_input_error *bad, const char *const *lines)
+{
+  static const struct { int field, idx, show; const char *what; } args[] = {
+    { SIPUB_FIELD_TARGET, 3, 1, "target" }, { SIPUB_FIELD_EVENT, 4, 1, "event" },
+    { SIPUB_FIELD_CONTENT_TYPE, 5, 1, "options.contentType" },
+    { SIPUB_FIELD_EXPIRES, 6, 0, "options.expires" }, { SIPUB_FIELD_ETAG, 9, 0, "options.etag" },
+  };
+  const char *what = "options.extraHeaders", *value = "";
+  size_t len = 0;
+  int show = 0;
+  char buf[48];
+  for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
+    if (args[i].field == bad->field) {
+      what = args[i].what;
+      show = args[i].show;
+      value = lua_isstring(L, args[i].idx) ? lua_tolstring(L, args[i].idx, &len) : "";
+    }
+  if (bad->field == SIPUB_FIELD_EXTRA_HEADER && bad->index >= 0) {
+    snprintf(buf, sizeof buf, "options.extraHeaders[%d]", bad->index + 1);
+    what = buf;
+    value = lines[bad->index];
+    len = strlen(value);
+  }
+  push_message(L, bad->problem, value, len, show);
+  return arg_error(L, 2, "publish", what, lua_tostring(L, -1));
+}
+
+/* core.check(kind, value) -> nil | problem, message: value against the core's rule of that
+ * kind ("uri", "token", "media_type", "header_value", "header_line", "etag", "host",
+ * "address"). */
+static int l_check(lua_State *L)
+{
+  const char *kind = luaL_checkstring(L, 1);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  for (const struct rule *r = rules; r->kind; r++)
+    if (strcmp(kind, r->kind) == 0) {
+      int problem = r->check(s, len);
+      if (!problem) return 0;
+      lua_pushstring(L, problem_names[problem]);
+      push_message(L, problem, s, len, r->show);
+      return 2;
+    }
+  return luaL_argerror(L, 1, "unknown kind of input");
+}
+
+/* core.parse_uri(s) -> { scheme, user, host, port } | nil, problem, message */
 static int l_parse_uri(lua_State *L)
 {
   size_t len;
-  long port;
   const char *s = luaL_checklstring(L, 1, &len);
-  osip_uri_t *u = parse_uri(s, len, &port);
-  if (!u) return 0;
+  sipub_uri_parts parts;
+  char *buf = lua_newuserdata(L, len + 3);
+  int problem = sipub_uri_split(s, len, &parts, buf, len + 3);
+  if (problem) {
+    lua_pushnil(L);
+    lua_pushstring(L, problem_names[problem]);
+    push_message(L, problem, s, len, 1);
+    return 3;
+  }
   lua_createtable(L, 0, 4);
-  lua_pushstring(L, u->scheme);
+  lua_pushstring(L, parts.scheme);
   lua_setfield(L, -2, "scheme");
-  if (u->username) {
-    lua_pushstring(L, u->username);
+  if (parts.user) {
+    lua_pushstring(L, parts.user);
     lua_setfield(L, -2, "user");
   }
-  lua_pushstring(L, u->host);
+  lua_pushstring(L, parts.host);
   lua_setfield(L, -2, "host");
-  if (port) {
-    lua_pushinteger(L, port);
+  if (parts.port) {
+    lua_pushinteger(L, parts.port);
     lua_setfield(L, -2, "port");
   }
-  osip_uri_free(u);
   return 1;
 }
 
-/* core.check_target(s) -> nil when s is fit for a publication's target; "control" when it
- * holds a control character (CR, LF, NUL... but tab); "uri" when it is not a sip: or sips:
- * URI that To can carry (no <, > or white space in it). One pass and no table: this runs
- * on every publish. */
-static const char *target_problem(const char *s, size_t len)
+/* core.defaults: the publish options' defaults, as the core states them. */
+static void push_defaults(lua_State *L)
 {
-  long port;
-  int bad_uri = 0;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if ((c < 32 && c != '\t') || c == 127) return "control";
-    if (c == '<' || c == '>' || c == ' ' || c == '\t') bad_uri = 1;
-  }
-  osip_uri_t *u = bad_uri ? NULL : parse_uri(s, len, &port);
-  int ok = u && (osip_strcasecmp(u->scheme, "sip") == 0 || osip_strcasecmp(u->scheme, "sips") == 0);
-  if (u) osip_uri_free(u);
-  return ok ? NULL : "uri";
-}
-
-static int l_check_target(lua_State *L)
-{
-  size_t len;
-  const char *s = luaL_checklstring(L, 1, &len);
-  const char *problem = target_problem(s, len);
-  if (!problem) return 0;
-  lua_pushstring(L, problem);
-  return 1;
-}
-
-/* ---- ua:publish's usual case ----------------------------------------------------------- */
-
-/* core.publish_fast(ua_core, target, event, body, options) -> ctx | nil, message | nil.
- * Upvalues: the contexts' metatable and the shared empty extraHeaders. Does ua:publish for
- * the usual arguments in one call: a target, event and body that sip/ua.lua accepts, and
- * options nil or a plain table with only contentType and/or expires. Returns nil, and does
- * nothing, for anything else (sip/ua.lua then checks and raises as before); nil and the
- * reason when the publication was made but its PUBLISH could not be (sip/ua.lua raises). */
-static int l_publish_fast(lua_State *L)
-{
-  lua_settop(L, 5);
-  lua_ua *u = luaL_testudata(L, 1, UA_MT);
-  if (!u || !u->core || u->closing) return 0;
-  size_t tlen, elen, blen;
-  if (lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING || lua_type(L, 4) != LUA_TSTRING)
-    return 0;
-  const char *target = lua_tolstring(L, 2, &tlen);
-  const char *event = lua_tolstring(L, 3, &elen);
-  const char *body = lua_tolstring(L, 4, &blen);
-  /* The core checks the event's and the content type's grammar on C strings: one with a NUL
-   * inside would be cut there, so those go to sip/ua.lua's checks. */
-  if (tlen == 0 || elen == 0 || blen == 0 || strlen(event) != elen) return 0;
-
-  /* options: the defaults, or contentType / expires */
-  lua_pushliteral(L, "text/plain"); /* 6: content type */
-  lua_Integer expires = 3600;
-  int t = lua_type(L, 5);
-  if (t == LUA_TTABLE) {
-    if (lua_getmetatable(L, 5)) return 0;
-    lua_pushnil(L);
-    while (lua_next(L, 5)) {
-      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-      if (strcmp(k, "contentType") == 0) {
-        size_t clen;
-        if (lua_type(L, -1) != LUA_TSTRING || strlen(lua_tolstring(L, -1, &clen)) != clen) return 0;
-        lua_copy(L, -1, 6);
-      } else if (strcmp(k, "expires") == 0) {
-        if (lua_type(L, -1) != LUA_TNUMBER) return 0;
-        if (lua_isinteger(L, -1)) {
-          expires = lua_tointeger(L, -1);
-        } else {
-          lua_Number n = lua_tonumber(L, -1);
-          if (!(n >= 1 && n <= 2147483647.0) || n != (lua_Number)(lua_Integer)n) return 0;
-          expires = (lua_Integer)n;
-        }
-        if (expires < 1 || expires > 2147483647) return 0;
-      } else {
-        return 0;
-      }
-      lua_pop(L, 1);
-    }
-  } else if (t != LUA_TNIL) {
-    return 0;
-  }
-  if (target_problem(target, tlen)) return 0;
-
-  sipub_pub_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.target = target;
-  cfg.event = event;
-  cfg.content_type = lua_tostring(L, 6);
-  cfg.expires = (int)expires;
-  cfg.unpublish_on_close = 1;
-  int err = 0;
-  lua_State *saved = lsipub_enter(L, u);
-  sipub_pub *pub = sipub_pub_new(u->core, &cfg, &err);
-  if (!pub) {
-    lsipub_leave(L, u, saved);
-    return 0; /* sip/ua.lua tries again and raises the error */
-  }
-
-  /* ctx.options */
-  lua_createtable(L, 0, 4); /* 7 */
-  lua_pushliteral(L, "extraHeaders");
-  lua_pushvalue(L, lua_upvalueindex(2));
-  lua_rawset(L, 7);
-  lua_pushliteral(L, "contentType");
-  lua_pushvalue(L, 6);
-  lua_rawset(L, 7);
-  lua_pushliteral(L, "expires");
-  lua_pushinteger(L, expires);
-  lua_rawset(L, 7);
-  lua_pushliteral(L, "unpublishOnClose");
-  lua_pushboolean(L, 1);
-  lua_rawset(L, 7);
-  /* the context: the fields of Context.new */
-  lua_createtable(L, 0, 5); /* 8 */
-  lua_pushliteral(L, "target");
-  lua_pushvalue(L, 2);
-  lua_rawset(L, 8);
-  lua_pushliteral(L, "event");
-  lua_pushvalue(L, 3);
-  lua_rawset(L, 8);
-  lua_pushliteral(L, "options");
-  lua_pushvalue(L, 7);
-  lua_rawset(L, 8);
-  lua_pushliteral(L, "body");
-  lua_pushvalue(L, 4);
-  lua_rawset(L, 8);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_setmetatable(L, 8);
-  lua_pushliteral(L, "_h");
-  lua_pub *lp = wrap_pub(L, u, pub, 1, 8);
-  lua_rawset(L, 8);
-
-  int rc = sipub_pub_publish(lp->pub, body, blen);
-  lsipub_leave(L, u, saved);
-  if (u->core) lsipub_unanchor(L, lp);
-  if (rc == SIPUB_OK) {
-    lua_pushvalue(L, 8);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, rc_message(rc));
-  return 2;
-}
-
-/* core.publish_fast_for(context_mt, no_headers) -> publish_fast */
-static int l_publish_fast_for(lua_State *L)
-{
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 2);
-  lua_pushcclosure(L, l_publish_fast, 2);
-  return 1;
+  lua_createtable(L, 0, 3);
+  lua_pushliteral(L, SIPUB_DEFAULT_CONTENT_TYPE);
+  lua_setfield(L, -2, "contentType");
+  lua_pushinteger(L, SIPUB_DEFAULT_EXPIRES);
+  lua_setfield(L, -2, "expires");
+  lua_pushboolean(L, SIPUB_DEFAULT_UNPUBLISH_ON_CLOSE);
+  lua_setfield(L, -2, "unpublishOnClose");
 }
 
 void lsipub_pub_open(lua_State *L)
@@ -565,10 +530,11 @@ void lsipub_pub_open(lua_State *L)
     { "active", l_pub_active }, { NULL, NULL }
   };
   static const luaL_Reg funcs[] = {
-    { "parse_uri", l_parse_uri }, { "check_target", l_check_target },
-    { "context_methods", l_context_methods }, { "publish_fast_for", l_publish_fast_for },
-    { NULL, NULL }
+    { "check", l_check }, { "parse_uri", l_parse_uri }, { "argerror", l_argerror },
+    { "context_methods", l_context_methods }, { NULL, NULL }
   };
   lsipub_new_class(L, PUB_MT, pub_methods, l_pub_gc);
   luaL_setfuncs(L, funcs, 0);
+  push_defaults(L);
+  lua_setfield(L, -2, "defaults");
 }

@@ -1,9 +1,15 @@
 -- sip.check: argument checking shared by the facade. Errors name the function, the
--- argument and what was wrong, and are raised at the caller's level.
+-- argument and what was wrong, and are raised at the caller's level. The rules of what a
+-- string may hold (URIs, tokens, media types, header lines, hosts) are the core's
+-- (core.check); this module keeps the type checks and the wording around them.
+local core = require "sip.core"
+
 local check = {}
 
+-- Raises "bad argument to 'fname' (what: msg)" at level (as error's level, from here), in
+-- the one wording the binding also uses for the core's input errors.
 local function fail(fname, what, msg, level)
-  error(("bad argument to '%s' (%s: %s)"):format(fname, what, msg), (level or 2) + 1)
+  core.argerror(fname, what, msg, (level or 2) + 1) -- not a tail call: keeps the level
 end
 check.fail = fail
 
@@ -13,12 +19,21 @@ local function show(v)
 end
 check.show = show
 
--- A string fit for a header value: no control character (CR, LF, NUL...) but tab.
-function check.header_safe(s)
-  return not s:find("[%z\1-\8\10-\31\127]")
+local core_check = core.check
+
+-- v (a string) against the core's rule `kind` ("uri", "token", "media_type", "header_value",
+-- "header_line", "etag", "host", "address").
+function check.rule(fname, what, kind, v, level)
+  if type(v) ~= "string" then
+    fail(fname, what, "expected a string, got " .. show(v), (level or 2) + 1)
+  end
+  local problem, msg = core_check(kind, v)
+  if problem then fail(fname, what, msg, (level or 2) + 1) end
+  return v
 end
 
 local NO_OPTS = {}
+local EMPTY = select(2, core_check("header_value", "")) -- the core's "must not be empty"
 check.HEADER = { header = true } -- opts of a string that goes into a header
 
 function check.string(fname, what, v, level, opts)
@@ -28,10 +43,11 @@ function check.string(fname, what, v, level, opts)
     fail(fname, what, "expected a string, got " .. show(v), (level or 2) + 1)
   end
   if not opts.allow_empty and v == "" then
-    fail(fname, what, "must not be empty", (level or 2) + 1)
+    fail(fname, what, EMPTY, (level or 2) + 1)
   end
-  if opts.header and not check.header_safe(v) then
-    fail(fname, what, "must not contain CR, LF, NUL or other control characters", (level or 2) + 1)
+  if opts.header then
+    local problem, msg = core_check("header_value", v)
+    if problem then fail(fname, what, msg, (level or 2) + 1) end
   end
   return v
 end

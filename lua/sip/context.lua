@@ -15,7 +15,6 @@ Context.NO_HEADERS = setmetatable({}, {
   __newindex = function() error("sip: options.extraHeaders of a context is read-only", 2) end,
   __metatable = false,
 })
-local NO_HEADERS = Context.NO_HEADERS
 local methods = {
   on = Emitter.on, once = Emitter.once, off = Emitter.off, emit = Emitter.emit,
 }
@@ -29,17 +28,13 @@ function Context.__tostring(self)
   return ("sip.PublishContext(%s, %s)"):format(self.target, self.event)
 end
 
--- The fields are all set by the constructor, so that the table is sized once (five fields
--- and room for three handlers).
-function Context.new(ua, target, event, options, body)
-  local self = setmetatable({
+-- A new context's table; ua:publish hands it to the binding, which makes its publication
+-- (the _h field). The fields are all set here, so that the table is sized once (five
+-- fields and room for three handlers).
+function Context.new(target, event, options, body)
+  return setmetatable({
     target = target, event = event, options = options, body = body, _h = false,
   }, Context)
-  local headers = options.extraHeaders
-  if headers == NO_HEADERS then headers = nil end
-  self._h = ua._core:pub_new(self, target, event, options.contentType, options.expires,
-                             headers, options.unpublishOnClose, options.etag)
-  return self
 end
 
 -- publish([body]): initial or modify with a body; a refresh without one.

@@ -24,7 +24,6 @@ local UA_KEYS = {
   local_port = true, via_host = true, transport = true, seed = true,
   authorizationUser = true, password = true, ha1 = true, realm = true,
 }
-local MAX_EXTRA_HEADERS = 64 -- as the core accepts
 local HA1_ALGORITHMS = { ["MD5"] = "ha1_md5", ["SHA-256"] = "ha1_sha256", ["SHA-512-256"] = "ha1_sha512_256" }
 
 -- Digest credentials: authorizationUser (default: the user part of uri), password, and/or
@@ -76,33 +75,14 @@ local OPTION_KEYS = {
   extraHeaders = true, contentType = true, expires = true, unpublishOnClose = true, etag = true,
 }
 
--- Headers the library writes itself; an extra header with one of these names would make a
--- request carry it twice.
-local OWN_HEADERS = {
-  ["via"] = true, ["v"] = true, ["from"] = true, ["f"] = true, ["to"] = true, ["t"] = true,
-  ["call-id"] = true, ["i"] = true, ["cseq"] = true, ["max-forwards"] = true,
-  ["event"] = true, ["o"] = true, ["expires"] = true, ["sip-if-match"] = true,
-  ["content-type"] = true, ["c"] = true, ["content-length"] = true, ["l"] = true,
-}
-
+-- A URI argument of UA.new: checked by the core, which also gives its parts.
 local function check_uri(fname, what, v, level)
-  check.string(fname, what, v, level + 1, HEADER)
-  local u = core.parse_uri(v)
-  if not u or (u.scheme:lower() ~= "sip" and u.scheme:lower() ~= "sips") or v:find("[<>%s]") then
-    check.fail(fname, what, "expected a sip: or sips: URI, got " .. check.show(v), level + 1)
+  if type(v) ~= "string" then
+    check.fail(fname, what, "expected a string, got " .. check.show(v), level + 1)
   end
+  local u, _, msg = core.parse_uri(v)
+  if not u then check.fail(fname, what, msg, level + 1) end
   return u
-end
-
--- The same checks for a publication's target, in one call to the binding that builds no
--- parsed URI (this runs on every publish).
-local function check_target(v, level)
-  if type(v) ~= "string" or v == "" then check.string("publish", "target", v, level + 1) end
-  local bad = core.check_target(v)
-  if bad == "control" then check.string("publish", "target", v, level + 1, HEADER) end
-  if bad then
-    check.fail("publish", "target", "expected a sip: or sips: URI, got " .. check.show(v), level + 1)
-  end
 end
 
 function UA.new(config)
@@ -129,10 +109,10 @@ function UA.new(config)
     check.fail("UA.new", "transport", "expected 'udp' or 'virtual', got " .. check.show(transport), 2)
   end
   if config.local_address ~= nil then
-    check.string("UA.new", "local_address", config.local_address, 2, HEADER)
+    check.rule("UA.new", "local_address", "address", config.local_address, 2)
   end
   if config.via_host ~= nil then
-    check.string("UA.new", "via_host", config.via_host, 2, HEADER)
+    check.rule("UA.new", "via_host", "host", config.via_host, 2)
   end
   local local_port = 0
   if config.local_port ~= nil then
@@ -167,6 +147,7 @@ function UA.new(config)
 end
 
 local NO_HEADERS = Context.NO_HEADERS
+local DEFAULTS = core.defaults -- contentType, expires, unpublishOnClose: the core's
 
 local function count_keys(t)
   local n = 0
@@ -174,8 +155,7 @@ local function count_keys(t)
   return n
 end
 
-local function header_what(i) return ("options.extraHeaders[%d]"):format(i) end
-
+-- The extra headers' shape: an array of strings (their grammar and number are the core's).
 local function check_headers(given)
   if type(given) ~= "table" then
     check.fail("publish", "options.extraHeaders",
@@ -183,114 +163,65 @@ local function check_headers(given)
   end
   local out = {}
   for i, h in ipairs(given) do
-    if type(h) ~= "string" or h == "" or not check.header_safe(h) then
-      check.string("publish", header_what(i), h, 4, HEADER)
-    end
-    local name = h:match("^([!%%'*+%-.0-9A-Z^_`a-z|~]+)[ \t]*:")
-    if not name then
-      check.fail("publish", header_what(i), "expected \"Name: value\", got " .. check.show(h), 4)
-    end
-    if OWN_HEADERS[name:lower()] then
-      check.fail("publish", header_what(i), ("%s is written by the library"):format(name), 4)
+    if type(h) ~= "string" then
+      check.fail("publish", ("options.extraHeaders[%d]"):format(i),
+                 "expected a string, got " .. check.show(h), 4)
     end
     out[i] = h
   end
   if #out ~= count_keys(given) then
     check.fail("publish", "options.extraHeaders", "expected an array (no holes or keys)", 4)
   end
-  if #out > MAX_EXTRA_HEADERS then
-    check.fail("publish", "options.extraHeaders", ("%d headers at most, got %d")
-               :format(MAX_EXTRA_HEADERS, #out), 4)
-  end
   return out
 end
 
--- media-type = type "/" subtype *( ";" token "=" ( token / quoted-string ) ), RFC 3261 §20.15;
--- a quoted value without ';', '"' or spaces, which libosip2 would split.
-local TOKEN = "[!%%'*+%-._`~%w]+"
-local MEDIA_TYPE = "^" .. TOKEN .. "/" .. TOKEN .. "(.*)$"
-local PARAM = "^[ \t]*;[ \t]*" .. TOKEN .. "[ \t]*=[ \t]*" .. TOKEN .. "[ \t]*(.*)$"
-local QUOTED_PARAM = '^[ \t]*;[ \t]*' .. TOKEN .. '[ \t]*=[ \t]*"[!%%\'*+%-._`~%w/:@?=<>]*"[ \t]*(.*)$'
-local last_content_type = "text/plain" -- the last one found valid: checked once, not per call
-
-local function check_content_type(v)
-  if v == last_content_type then return v end
-  check.string("publish", "options.contentType", v, 4, HEADER)
-  local rest = v:match(MEDIA_TYPE)
-  while rest and not rest:match("^[ \t]*$") do
-    rest = rest:match(PARAM) or rest:match(QUOTED_PARAM)
+local function check_string(what, v, level)
+  if type(v) ~= "string" then
+    check.fail("publish", what, "expected a string, got " .. check.show(v), level + 1)
   end
-  if not rest then
-    check.fail("publish", "options.contentType",
-               "expected a media type such as \"application/pidf+xml\", got " .. check.show(v), 4)
-  end
-  last_content_type = v
   return v
 end
 
--- The options as the context keeps them (ctx.options), every default filled in.
+-- The options as the context keeps them (ctx.options), every default filled in. Types and
+-- names are checked here; what the strings hold, by the core.
 local function check_options(options)
+  local headers, content_type, expires, close = NO_HEADERS, DEFAULTS.contentType, DEFAULTS.expires,
+                                                DEFAULTS.unpublishOnClose
   if options == nil then
-    return { extraHeaders = NO_HEADERS, contentType = "text/plain", expires = 3600, unpublishOnClose = true }
+    return { extraHeaders = headers, contentType = content_type, expires = expires, unpublishOnClose = close }
   end
   if type(options) ~= "table" then
     check.fail("publish", "options", "expected a table or nil, got " .. check.show(options), 3)
   end
   check.known_keys("publish", "options", options, OPTION_KEYS, 3)
-  local headers, content_type, expires, close = NO_HEADERS, "text/plain", 3600, true
   if options.extraHeaders ~= nil then headers = check_headers(options.extraHeaders) end
-  if options.contentType ~= nil then content_type = check_content_type(options.contentType) end
+  if options.contentType ~= nil then content_type = check_string("options.contentType", options.contentType, 3) end
   if options.expires ~= nil then
     expires = check.integer("publish", "options.expires", options.expires, 3, 1, 2147483647)
   end
-  local etag = options.etag
-  if etag ~= nil then
-    check.string("publish", "options.etag", etag, 3, HEADER)
-    if etag:find("[%s,]") then
-      check.fail("publish", "options.etag", "an entity-tag has no spaces or commas", 3)
-    end
-  end
+  if options.etag ~= nil then check_string("options.etag", options.etag, 3) end
   if options.unpublishOnClose ~= nil then
     close = check.boolean("publish", "options.unpublishOnClose", options.unpublishOnClose, 3)
   end
-  local out = { extraHeaders = headers, contentType = content_type, expires = expires, unpublishOnClose = close }
-  if etag then out.etag = etag end
-  return out
+  return { extraHeaders = headers, contentType = content_type, expires = expires,
+           unpublishOnClose = close, etag = options.etag }
 end
 
-local EVENT_PACKAGE = "^[!%%'*+%-.0-9A-Z_`a-z~]+$"
-local last_event = "presence" -- the last event package found valid
-
--- The usual case of UA:publish in one binding call (see core.publish_fast in lsipub.c): it
--- returns nil, having done nothing, for anything it does not take, and then the checks
--- below run and raise as they would.
-local publish_fast = core.publish_fast_for(Context, NO_HEADERS)
-
--- ua:publish(target, event, body[, options]) -> context, already sending its initial PUBLISH.
+-- ua:publish(target, event, body[, options]) -> context, already sending its initial PUBLISH
+-- (a refresh of options.etag's state when given). The binding checks the strings against
+-- the core's rules and raises, naming the argument, at our caller's level.
 function UA:publish(target, event, body, options)
   if self.closed then error("sip: publish on a closed user agent", 2) end
-  local fast, err = publish_fast(self._core, target, event, body, options)
-  if fast then return fast end
-  if err then error("sip: cannot publish: " .. err, 2) end
-  check_target(target, 2)
-  if event ~= last_event then
-    check.string("publish", "event", event, 2, HEADER)
-    if not event:match(EVENT_PACKAGE) then
-      check.fail("publish", "event", "expected an event package name, got " .. check.show(event), 2)
-    end
-    last_event = event
-  end
-  check.string("publish", "body", body, 2)
+  check_string("target", target, 2)
+  check_string("event", event, 2)
+  if type(body) ~= "string" or body == "" then check.string("publish", "body", body, 2) end
   local opts = check_options(options)
-  local ctx = Context.new(self, target, event, opts, body)
-  local ok, err
-  if opts.etag then
-    ok, err = ctx._h:resume(body) -- a refresh of the state an earlier run published
-  else
-    ok, err = ctx._h:publish(body)
-  end
-  if not ok then error("sip: cannot publish: " .. err, 2) end
-  return ctx
+  local headers = opts.extraHeaders
+  if headers == NO_HEADERS then headers = nil end
+  local ctx = self._core:pub_new(Context.new(target, event, opts, body), target, event,
+                                 opts.contentType, opts.expires, headers, opts.unpublishOnClose,
+                                 opts.etag, body)
+  return ctx -- not `return self._core:pub_new(...)`: a tail call would move its error level
 end
 
 -- Closes every context (unpublishing those with unpublishOnClose); the transport stays

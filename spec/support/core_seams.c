@@ -101,7 +101,7 @@ static sipub_pub *publish(const char *target)
 {
   sipub_pub_config pc = { .target = target, .event = "presence", .expires = 3600 };
   int err = 0;
-  sipub_pub *p = sipub_pub_new(W.ua, &pc, &err);
+  sipub_pub *p = sipub_pub_new(W.ua, &pc, &err, NULL);
   check(p != NULL, "sipub_pub_new(%s): %d", target, err);
   if (p) sipub_pub_publish(p, "open", 4);
   return p;

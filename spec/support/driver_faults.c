@@ -87,7 +87,7 @@ static void start_one(run *r)
            sipub_compositor_port(r->comp[l->dest]));
   r->started++;
   sipub_pub_config pc = { .target = l->target, .event = "presence", .expires = 600 };
-  l->pub = sipub_pub_new(r->ua, &pc, &err);
+  l->pub = sipub_pub_new(r->ua, &pc, &err, NULL);
   if (!l->pub) {
     fprintf(stderr, "sipub_pub_new: %d\n", err);
     exit(2);

@@ -95,7 +95,7 @@ static void uv_resolve(void)
   for (int i = 0; i < 3; i++) {
     snprintf(target, sizeof target, "sip:u%d@localhost:%d", i, sipub_compositor_port(c.comp));
     sipub_pub_config pc = { .target = target, .event = "presence", .expires = 600 };
-    p[i] = sipub_pub_new(c.ua, &pc, &err);
+    p[i] = sipub_pub_new(c.ua, &pc, &err, NULL);
     sipub_pub_publish(p[i], "open", 4);
   }
   c.expected = 3;

@@ -244,9 +244,9 @@ describe("publish options", function()
     assert.are.equal("B1", ctx.body)
   end)
 
-  it("the usual arguments (taken by the binding in one call) give what the general checks give", function()
-    -- unpublishOnClose given explicitly sends ua:publish through the Lua checks; without it
-    -- the binding takes these cases itself. Same seed: the same tags, Call-ID and branch.
+  it("options left to their defaults give what the same options given explicitly give", function()
+    -- One publish path: the defaults (the core's, core.defaults) must build the same context
+    -- and request as unpublishOnClose = true given. Same seed: the same tags, Call-ID and branch.
     local function run(options)
       local ua, net = testing.new_ua { seed = 7 }
       local ctx = ua:publish(S.TARGET, "presence", "B1", options)

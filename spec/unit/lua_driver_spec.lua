@@ -22,9 +22,11 @@ local function driver(fields)
   return d
 end
 
+-- A context whose publication is made and sends its initial PUBLISH ("open") at once, as
+-- ua:publish does (the binding's one call: ua:pub_new).
 local function context(ua, target)
   local ctx = setmetatable({}, { __index = require "sip.emitter" })
-  ctx._h = ua:pub_new(ctx, target or "sip:alice@example.com", "presence", "text/plain", 60, nil, true)
+  ua:pub_new(ctx, target or "sip:alice@example.com", "presence", "text/plain", 60, nil, true, nil, "open")
   return ctx
 end
 
@@ -32,8 +34,7 @@ describe("a Lua driver", function()
   it("gets each request with its next hop and transport", function()
     local d = driver()
     local ua = new_ua(d)
-    local ctx = context(ua)
-    assert.is_true(ctx._h:publish("open"))
+    context(ua)
     assert.are.equal(1, #d.sent)
     assert.are.equal("127.0.0.1", d.sent[1].host)
     assert.are.equal(5060, d.sent[1].port)
@@ -47,7 +48,6 @@ describe("a Lua driver", function()
     local ctx = context(ua)
     local got
     ctx._on_failed = function(_, cause) got = cause end
-    ctx._h:publish("open")
     ua:_drain()
     assert.are.equal("Connection Error", got)
   end)
@@ -57,9 +57,8 @@ describe("a Lua driver", function()
     function d:now() return self.clock end
     function d:sync(at) self.syncs[#self.syncs + 1] = at or false end
     local ua = new_ua(d)
-    local ctx = context(ua)
     d.clock = 5000
-    ctx._h:publish("open")
+    context(ua)
     assert.are.equal(5000, ua:_now())
     assert.are.equal(5500, d.syncs[#d.syncs]) -- Timer E: T1 after the send
     assert.are.equal(5500, ua:_deadline())
@@ -73,7 +72,6 @@ describe("a Lua driver", function()
     local ctx = context(ua)
     local called = false
     ctx._on_failed = function() called = true end
-    ctx._h:publish("open")
     assert.are.equal(1, d.defers)
     ua:_drain()
     assert.is_false(called) -- the driver runs the handlers, not the binding
@@ -90,8 +88,7 @@ describe("a Lua driver", function()
       self.events[#self.events + 1] = { name, response and response.status_code, cause }
     end
     local ua = new_ua(d)
-    local ctx = context(ua)
-    ctx._h:publish("open")
+    context(ua)
     local req = testing.parse(d.sent[1].data)
     ua:_receive(testing.response_for(req, 200, { ["SIP-ETag"] = "e1", Expires = 60 }))
     assert.same({ "published", 200, "OK" }, d.events[1])
@@ -103,13 +100,12 @@ describe("a Lua driver", function()
   it("an error in the driver's send is reported and counts as a refusal", function()
     local d = driver { send = function() error("boom") end }
     local ua = new_ua(d)
-    local ctx = context(ua)
     local reported
     local sip = require "sip"
     sip.on_error = function(msg) reported = msg end
+    local ctx = context(ua)
     local got
     ctx._on_failed = function(_, cause) got = cause end
-    ctx._h:publish("open")
     ua:_drain()
     sip.on_error = nil
     assert.matches("boom", reported)
