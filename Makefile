@@ -95,9 +95,8 @@ check-spec-tags: all
 # The whole suite on Lua 5.4 and on LuaJIT: unit specs (virtual clock), the test compositor
 # over loopback UDP, Kamailio started by the specs themselves on a loopback port; then the
 # unit specs on Lua 5.1 and 5.3. Each Lua has its own build of sip.core (build/<lua>/).
-test: deps check-rockspecs all check-spec-tags
+test: deps check-rockspecs all luajit-build check-spec-tags
 	$(BUSTED) --run=ci
-	$(MAKE) --no-print-directory luajit-build
 	SIP_BUILD=build/luajit luajit /usr/bin/busted --run=ci
 	$(MAKE) --no-print-directory lua5.1 lua5.3
 
