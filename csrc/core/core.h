@@ -116,7 +116,8 @@ struct sipub_pub {
   sent_info inflight; /* what tx carries */
   queued_kind queued;
   int closed, unpublish_on_close, released, listed;
-  int recovering;   /* an initial PUBLISH sent after a 412 is in flight */
+  int recovering;   /* an initial PUBLISH sent after a 412 is in flight or waits to be retried */
+  uint64_t recover_until; /* a recovery is retried until then: one requested interval */
   int retries_423;
   uint64_t valid_until;    /* when the state the server granted expires (0: none) */
   unsigned backoff_ms;     /* the last back-off after a transient refresh failure */

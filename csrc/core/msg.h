@@ -98,7 +98,7 @@ typedef struct msg_response {
   char *etag;            /* SIP-ETag or NULL */
   long expires;          /* Expires: -1 absent or invalid */
   long min_expires;      /* Min-Expires: -1 absent or invalid */
-  long retry_after;      /* Retry-After delta-seconds: -1 absent or invalid */
+  long retry_after;      /* Retry-After delta-seconds, 2^31 - 1 at most: -1 absent or invalid */
   dg_challenge challenges[MSG_MAX_CHALLENGES]; /* answerable digest challenges (401/407) */
   int nchallenges;
   size_t len;            /* bytes of the message after Content-Length trimming */

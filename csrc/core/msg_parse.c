@@ -115,7 +115,8 @@ static int parse_response(const char *data, size_t len, msg_response *out, int f
     while (*v == ' ' || *v == '\t') v++;
     while (k + 1 < sizeof num && v[k] >= '0' && v[k] <= '9') { num[k] = v[k]; k++; }
     num[k] = '\0';
-    out->retry_after = k ? msg_parse_seconds(num) : -1;
+    /* Beyond 2^31 - 1 is still a value, "much later": saturated, not read as absent. */
+    out->retry_after = !k ? -1 : msg_parse_seconds(num) < 0 ? 0x7fffffffL : msg_parse_seconds(num);
   }
   if (!out->reason || !out->call_id) goto done;
   if (m->status_code == 401 || m->status_code == 407) {

@@ -397,6 +397,7 @@ int msg_scan_response(const char *data, size_t len, msg_response *out)
      * msg_parse_response reads them */
     if (has_comma(val[H_RETRY_AFTER])) return 0;
     retry_after = digits(val[H_RETRY_AFTER].p, val[H_RETRY_AFTER].n, 15, &used);
+    if (retry_after < 0 && used) retry_after = 0x7fffffffL; /* "much later", not absent */
   }
 
   char *r = dup_span(reason), *id = dup_span(val[H_CALL_ID]), *tag = etag.n ? dup_span(etag) : NULL;
