@@ -232,10 +232,27 @@ static response_ref *response_copy(msg_response *mr, const char *data)
   return resp;
 }
 
+/* Match first: a datagram that belongs to no live transaction costs one pass over its line
+ * starts, never a parse (libosip2's cost grows with the square of the header count, and an
+ * off-path sender knows no branch). What it reads is only a candidate: the parse decides. */
+static int prematch(sipub_ua *ua, const char *data, size_t len)
+{
+  msg_ids ids;
+  if (msg_peek_ids(data, len, &ids) != 0) return 0;
+  txn *t = find(ua, ids.branch);
+  if (!t || t->state == TX_COMPLETED) return 0; /* a retransmitted final is absorbed here */
+  if (ids.has_cseq && ids.cseq != t->cseq) return 0;
+  if (ids.call_id && (!t->call_id || strlen(t->call_id) != ids.call_id_len ||
+                      memcmp(t->call_id, ids.call_id, ids.call_id_len) != 0))
+    return 0;
+  return 1;
+}
+
 void sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const char *data, size_t len)
 {
   msg_response mr;
   if (now_ms > ua->now) ua->now = now_ms;
+  if (!prematch(ua, data, len)) return;
   if (msg_parse_response(data, len, &mr) != 0) return;
   txn *t = mr.branch_ours ? find(ua, mr.branch) : NULL;
   if (!t || !mr.cseq_publish || mr.cseq != t->cseq) goto done;
