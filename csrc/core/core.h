@@ -11,6 +11,9 @@
 
 #define MAX_423_RETRIES 2
 #define MIN_RETRY_MS 50 /* below this, a retry could not be answered before the state ends */
+/* Transactions a UA keeps in flight at once; later ones wait their turn (txn.c). Sending
+ * 100 000 removes at once overflowed socket buffers and retransmitted them in lockstep. */
+#define TXN_WINDOW 256
 
 /* ---- timers: a binary min-heap of deadlines embedded in their owners (heap.c) ---------- */
 
@@ -41,7 +44,7 @@ int timer_start(heap *h, timer *t, uint64_t at);
 
 typedef enum { OP_INITIAL, OP_REFRESH, OP_MODIFY, OP_REMOVE } op_kind;
 typedef enum { Q_NONE, Q_PUBLISH, Q_REFRESH, Q_REMOVE } queued_kind;
-typedef enum { TX_TRYING, TX_PROCEEDING, TX_COMPLETED } tx_state;
+typedef enum { TX_WAITING, TX_TRYING, TX_PROCEEDING, TX_COMPLETED } tx_state;
 
 typedef struct txn txn;
 typedef struct response_ref response_ref;
@@ -69,7 +72,7 @@ struct txn {
   timer tm;          /* next of Timer E / Timer F, or Timer K once completed */
   uint64_t branch;
   txn *hnext;        /* hash chain */
-  txn *aprev, *anext; /* the UA's active (not Completed) transactions */
+  txn *aprev, *anext; /* the UA's active (Trying, Proceeding) or waiting transactions */
   const txn_ops *ops;
   void *owner;       /* NULL once Completed */
   sipub_dest dest;
@@ -170,8 +173,10 @@ struct sipub_ua {
   sipub_transport skel_tp;
   heap timers;
   txn **buckets;         /* transactions by branch */
-  txn *active;           /* those not Completed */
-  size_t nbuckets, ntx, nactive_tx;
+  txn *active;           /* those Trying or Proceeding */
+  txn *wait_head, *wait_tail; /* started beyond the window: sent in this order */
+  timer pump;            /* due when a slot of the window is free for a waiting one */
+  size_t nbuckets, ntx, nactive_tx, nwaiting_tx;
   sipub_pub *pubs;
   size_t npubs;
   queued_event *evq;
@@ -196,13 +201,17 @@ void txn_table_free(sipub_ua *ua);
 /* A transaction with a fresh branch (to write in the request), not started; NULL: no memory. */
 txn *txn_new(sipub_ua *ua);
 void txn_discard(sipub_ua *ua, txn *t); /* one never started */
-/* Sends rq and arms Timer E/F. -1 when the first send was refused: t is gone, and ops are
- * not called (the caller reports it). */
+/* Sends rq and arms Timer E/F, or queues it behind the window (sent when a slot frees; a
+ * refused send is then reported through ops). -1 when an immediate first send was refused: t
+ * is gone, and ops are not called (the caller reports it). */
 int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, void *owner);
 /* The owner goes away: t ends without a report. */
 void txn_abandon(sipub_ua *ua, txn *t);
 /* Every active transaction over dest ends with cause. */
 void txn_flow_failed(sipub_ua *ua, const sipub_dest *dest, const char *cause);
+/* Starts waiting transactions while the window has room (at a safe point: no owner's
+ * callback is running). */
+void txn_pump(sipub_ua *ua);
 
 /* publish.c */
 void pub_send(sipub_pub *p, op_kind op);

@@ -31,8 +31,11 @@ static int table_grow(sipub_ua *ua)
   return 0;
 }
 
+static void pump_fire(sipub_ua *ua, timer *tm);
+
 int txn_table_init(sipub_ua *ua)
 {
+  ua->pump.fire = pump_fire;
   return table_grow(ua);
 }
 
@@ -44,14 +47,24 @@ static txn *find(const sipub_ua *ua, uint64_t branch)
   return NULL;
 }
 
-/* Active transactions (Trying or Proceeding) are also on a list, for a failed flow. */
+/* Active transactions (Trying or Proceeding) are also on a list, for a failed flow; waiting
+ * ones on the window's queue, through the same links. */
 static void unlist(sipub_ua *ua, txn *t)
 {
   if (t->state == TX_COMPLETED) return;
+  if (t->state == TX_WAITING) {
+    if (t->aprev) t->aprev->anext = t->anext; else ua->wait_head = t->anext;
+    if (t->anext) t->anext->aprev = t->aprev; else ua->wait_tail = t->aprev;
+    t->aprev = t->anext = NULL;
+    ua->nwaiting_tx--;
+    return;
+  }
   if (t->aprev) t->aprev->anext = t->anext; else ua->active = t->anext;
   if (t->anext) t->anext->aprev = t->aprev;
   t->aprev = t->anext = NULL;
   ua->nactive_tx--;
+  /* A slot is free: the next waiting one starts at the next safe point (the pump). */
+  if (ua->wait_head && !ua->pump.idx) timer_start(&ua->timers, &ua->pump, ua->now);
 }
 
 static void destroy(sipub_ua *ua, txn *t)
@@ -75,6 +88,7 @@ txn *txn_new(sipub_ua *ua)
   if (!t) return NULL;
   do t->branch = rng_next(ua); while (find(ua, t->branch));
   t->tm.fire = fire;
+  t->state = TX_TRYING;
   return t;
 }
 
@@ -98,16 +112,29 @@ static void arm(sipub_ua *ua, txn *t)
   timer_start(&ua->timers, &t->tm, at);
 }
 
+/* Moves t to the active list and sends it the first time, Timer E and F counted from now. */
+static int go(sipub_ua *ua, txn *t)
+{
+  t->state = TX_TRYING;
+  t->anext = ua->active;
+  if (ua->active) ua->active->aprev = t;
+  ua->active = t;
+  ua->nactive_tx++;
+  t->started = ua->now;
+  t->e_interval = ua->t1;
+  t->e_at = ua->now + ua->t1;
+  t->f_at = ua->now + 64 * (uint64_t)ua->t1;
+  if (send_request(ua, t) != 0) return -1;
+  arm(ua, t);
+  return 0;
+}
+
 int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, void *owner)
 {
   size_t b = bucket_of(ua, t->branch);
   t->hnext = ua->buckets[b];
   ua->buckets[b] = t;
   ua->ntx++;
-  t->anext = ua->active;
-  if (ua->active) ua->active->aprev = t;
-  ua->active = t;
-  ua->nactive_tx++;
 
   t->ops = ops;
   t->owner = owner;
@@ -118,22 +145,44 @@ int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, v
   t->req_len = rq->len;
   /* A reliable transport retransmits for us: no Timer E, and Timer K = 0 (RFC 3261 §17.1.2.2). */
   t->reliable = rq->dest.tp != SIPUB_TP_UDP;
-  t->started = ua->now;
-  t->e_interval = ua->t1;
-  t->e_at = ua->now + ua->t1;
-  t->f_at = ua->now + 64 * (uint64_t)ua->t1;
-  if (send_request(ua, t) != 0) {
+  if (ua->wait_head || ua->nactive_tx >= TXN_WINDOW) { /* in order, behind the others */
+    t->state = TX_WAITING;
+    t->aprev = ua->wait_tail;
+    if (ua->wait_tail) ua->wait_tail->anext = t; else ua->wait_head = t;
+    ua->wait_tail = t;
+    ua->nwaiting_tx++;
+    return 0;
+  }
+  if (go(ua, t) != 0) {
     t->owner = NULL;
     destroy(ua, t);
     return -1;
   }
-  arm(ua, t);
   return 0;
 }
 
 void txn_abandon(sipub_ua *ua, txn *t)
 {
   if (t) destroy(ua, t);
+}
+
+static void fail(sipub_ua *ua, txn *t, const char *cause);
+
+/* Also a timer: due when a slot freed (unlist) with transactions waiting. */
+void txn_pump(sipub_ua *ua)
+{
+  timer_stop(&ua->timers, &ua->pump);
+  while (ua->wait_head && ua->nactive_tx < TXN_WINDOW) {
+    txn *t = ua->wait_head;
+    unlist(ua, t);
+    if (go(ua, t) != 0) fail(ua, t, SIPUB_CAUSE_CONNECTION_ERROR);
+  }
+}
+
+static void pump_fire(sipub_ua *ua, timer *tm)
+{
+  (void)tm;
+  txn_pump(ua);
 }
 
 /* Moves t to Completed (Timer K absorbs retransmitted finals) or destroys it. */
@@ -240,7 +289,8 @@ static int prematch(sipub_ua *ua, const char *data, size_t len)
   msg_ids ids;
   if (msg_peek_ids(data, len, &ids) != 0) return 0;
   txn *t = find(ua, ids.branch);
-  if (!t || t->state == TX_COMPLETED) return 0; /* a retransmitted final is absorbed here */
+  /* Completed: a retransmitted final, absorbed here; waiting: nothing was sent yet. */
+  if (!t || t->state == TX_COMPLETED || t->state == TX_WAITING) return 0;
   if (ids.has_cseq && ids.cseq != t->cseq) return 0;
   if (ids.call_id && (!t->call_id || strlen(t->call_id) != ids.call_id_len ||
                       memcmp(t->call_id, ids.call_id, ids.call_id_len) != 0))
@@ -281,6 +331,7 @@ void sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const char *data, size_t le
   response_unref(resp);
 done:
   msg_response_clear(&mr);
+  if (ua->pump.idx) txn_pump(ua); /* a slot freed: the next waiting request leaves now */
 }
 
 void sipub_ua_dest_failed(sipub_ua *ua, const char *host, int port)

@@ -208,7 +208,7 @@ size_t sipub_ua_pending(const sipub_ua *ua)
 
 int sipub_ua_busy(const sipub_ua *ua)
 {
-  if (ua->nactive_tx) return 1;
+  if (ua->nactive_tx || ua->nwaiting_tx) return 1;
   for (const sipub_pub *p = ua->pubs; p; p = p->next)
     if (p->queued != Q_NONE) return 1;
   return 0;
