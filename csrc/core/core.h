@@ -121,6 +121,7 @@ struct sipub_pub {
   int closed, unpublish_on_close, released, listed;
   int recovering;   /* an initial PUBLISH sent after a 412 is in flight or waits to be retried */
   uint64_t recover_until; /* a recovery is retried until then: one requested interval */
+  int loss_reported;       /* the state expired under the request in flight: told already */
   int retries_423;
   uint64_t valid_until;    /* when the state the server granted expires (0: none) */
   unsigned backoff_ms;     /* the last back-off after a transient refresh failure */

@@ -147,13 +147,14 @@ void pub_refresh_fire(sipub_ua *ua, timer *tm)
 {
   sipub_pub *p = (sipub_pub *)((char *)tm - offsetof(sipub_pub, refresh));
   if (p->tx) {
-    /* The granted state expired with its refresh unanswered: it is gone whatever comes
-     * later, so the request ends now as a timeout would end it. */
-    sent_info si = p->inflight;
-    txn *t = p->tx;
-    p->tx = NULL;
-    txn_abandon(ua, t);
-    pub_final(p, &si, NULL, NULL, SIPUB_CAUSE_REQUEST_TIMEOUT);
+    /* The granted state expired with its refresh unanswered: the loss is reported now, not at
+     * Timer F (up to 32 s later). The request goes on: a late 2xx says the server took it in
+     * time and the publication is back (`published`); any other end is not reported again. */
+    (void)ua;
+    pub_forget(p);
+    p->loss_reported = 1;
+    push_event(p->ua, p, SIPUB_EV_FAILED, NULL, SIPUB_CAUSE_REQUEST_TIMEOUT);
+    push_event(p->ua, p, SIPUB_EV_UNPUBLISHED, NULL, SIPUB_CAUSE_REQUEST_TIMEOUT);
   } else {
     op_kind op = p->retry_pending ? p->retry_op : OP_REFRESH;
     p->retry_pending = 0;
@@ -221,6 +222,14 @@ void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
 
   p->tx = NULL;
   timer_stop(&ua->timers, &p->refresh); /* the state watch of the request that ended */
+  if (p->loss_reported) {
+    p->loss_reported = 0;
+    /* Only a 2xx that keeps the state (with a usable entity-tag) is news; the rest ends the
+     * request quietly (no challenge answered, no recovery: the application was told). */
+    if (!mr || status < 200 || status >= 300 || op == OP_REMOVE || mr->expires == 0 || !mr->etag ||
+        !check_token(mr->etag))
+      goto next;
+  }
   if (mr && (status == 401 || status == 407) && auth_answer_challenge(p, si, mr)) return;
   memset(p->auth_rounds, 0, sizeof p->auth_rounds);
   memset(p->auth_stale_used, 0, sizeof p->auth_stale_used);

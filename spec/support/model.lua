@@ -477,6 +477,11 @@ function Run:tx_ended(tx, code, h, why)
   c.answered = tx
   c.may_send = true -- a queued request, a recovery or a retry may follow
   c.queued_before, c.queued = c.queued, nil
+  if tx.lost then
+    -- its loss was reported at the expiry: only a 2xx that keeps the state is news
+    local exp = code and code >= 200 and code < 300 and parse_seconds(h.Expires)
+    if not (code and code >= 200 and code < 300 and exp ~= 0 and h["SIP-ETag"]) then return end
+  end
   if code and code >= 200 and code < 300 then
     local exp = parse_seconds(h.Expires)
     if tx.remove or exp == 0 then
@@ -667,8 +672,11 @@ function Run:advance(delta)
       end
       local w = self:watch_at(c)
       if w and w <= self.now then
+        -- issue 13 #6: the loss is reported now (failed, unpublished); the request goes on
         self:check(w == self.now, "ctx%d: the state's expiry instant skipped", c.id)
-        self:tx_ended(c.tx, nil, {}, "the granted state expired") -- issue 13 #6
+        c.tx.lost = true
+        c.transient = { what = c.tx.modify and "modify" or "refresh", why = "the granted state expired" }
+        c.refresh_at, c.retry_op = nil, nil
       end
       if c.refresh_at and c.refresh_at <= self.now then
         c.may_send = true
@@ -694,7 +702,8 @@ end
 -- timeout would): nil when there is none.
 function Run:watch_at(c)
   local tx = c.tx
-  if tx and not tx.done and (tx.refresh or tx.modify) and c.valid_until and tx.sent_at < c.valid_until then
+  if tx and not tx.done and not tx.lost and (tx.refresh or tx.modify) and c.valid_until
+     and tx.sent_at < c.valid_until then
     return c.valid_until
   end
 end

@@ -130,6 +130,14 @@ describe("issue 13 #2: the back-off floor holds whatever Retry-After says", func
   end
 end)
 
+-- After the loss is reported the request in flight goes on until its Timer F: its
+-- retransmissions (one branch), then nothing.
+local function only_retransmissions(net, req, seconds)
+  net:advance(seconds)
+  for _, x in ipairs(net:sent()) do assert.are.equal(req.branch, x.branch, "only retransmissions") end
+  S.quiet(net, 100)
+end
+
 describe("issue 13 #6: a lost state is reported no later than its expiry", function()
   for _, expires in ipairs { 60, 3600 } do
     it(("grant %d s, the server stops answering: failed at the expiry, retransmitting until then"):format(expires), function()
@@ -153,18 +161,34 @@ describe("issue 13 #6: a lost state is reported no later than its expiry", funct
       local ev = {}
       for _, e in ipairs(t.rec) do if e.event ~= "progress" then ev[#ev + 1] = e.event .. "(" .. tostring(e.cause) .. ")" end end
       assert.are.same({ "failed(Request Timeout)", "unpublished(Request Timeout)" }, ev)
-      S.quiet(t.net, 100)
+      S.clear(t.rec)
+      only_retransmissions(t.net, r, 32)
+      assert.are.same({}, t.rec, "nothing reported twice")
     end)
   end
 
+  it("a 2xx that comes after the expiry brings the publication back", function()
+    local t = S.published(nil, "e1", 60)
+    local r = S.fires_at(t.net, 54)
+    t.net:advance(6)
+    t.net:sent()
+    S.events(t.rec, { "failed(nil,Request Timeout)", "unpublished(nil,Request Timeout)" })
+    assert.is_nil(t.ctx.etag)
+    S.ok(t.net, r, "e2", 60) -- the server took the refresh in time, answered late
+    S.events(t.rec, { "published(200,OK)" })
+    assert.are.equal("e2", t.ctx.etag)
+    S.refresh(S.fires_at(t.net, 54 + 54), "e2", 3600)
+  end)
+
   it("a stopped publication whose state expired sends no remove", function()
     local t = S.published(nil, "e1", 60)
-    S.fires_at(t.net, 54)
+    local r = S.fires_at(t.net, 54)
     t.ctx:unpublish()
     t.net:advance(6)
     t.net:sent()
     S.events(t.rec, { "failed(nil,Request Timeout)", "unpublished(nil,Request Timeout)" })
-    S.quiet(t.net, 100)
+    only_retransmissions(t.net, r, 30) -- the refresh's Timer F at 86 s ends it quietly
+    assert.are.same({}, t.rec)
   end)
 end)
 
