@@ -150,11 +150,10 @@ void pub_refresh_fire(sipub_ua *ua, timer *tm)
     /* The granted state expired with its refresh unanswered: the loss is reported now, not at
      * Timer F (up to 32 s later). The request goes on: a late 2xx says the server took it in
      * time and the publication is back (`published`); any other end is not reported again. */
-    (void)ua;
     pub_forget(p);
     p->loss_reported = 1;
-    push_event(p->ua, p, SIPUB_EV_FAILED, NULL, SIPUB_CAUSE_REQUEST_TIMEOUT);
-    push_event(p->ua, p, SIPUB_EV_UNPUBLISHED, NULL, SIPUB_CAUSE_REQUEST_TIMEOUT);
+    push_event(ua, p, SIPUB_EV_FAILED, NULL, SIPUB_CAUSE_REQUEST_TIMEOUT);
+    push_event(ua, p, SIPUB_EV_UNPUBLISHED, NULL, SIPUB_CAUSE_REQUEST_TIMEOUT);
   } else {
     op_kind op = p->retry_pending ? p->retry_op : OP_REFRESH;
     p->retry_pending = 0;
