@@ -82,6 +82,7 @@ struct txn {
   uint32_t cseq;
   int last_1xx;
   uint64_t started;  /* first transmission: the server's interval starts no earlier */
+  uint64_t answers_at_start; /* ua->answers then: equal at Timer F, nothing was answered */
   uint64_t e_at, f_at;
   unsigned e_interval;
   char *req;
@@ -177,6 +178,7 @@ struct sipub_ua {
   txn *active;           /* those Trying or Proceeding */
   txn *wait_head, *wait_tail; /* started beyond the window: sent in this order */
   timer pump;            /* due when a slot of the window is free for a waiting one */
+  uint64_t answers;      /* responses that matched a transaction, ever */
   size_t nbuckets, ntx, nactive_tx, nwaiting_tx;
   sipub_pub *pubs;
   size_t npubs;

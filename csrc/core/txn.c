@@ -121,6 +121,7 @@ static int go(sipub_ua *ua, txn *t)
   ua->active = t;
   ua->nactive_tx++;
   t->started = ua->now;
+  t->answers_at_start = ua->answers;
   t->e_interval = ua->t1;
   t->e_at = ua->now + ua->t1;
   t->f_at = ua->now + 64 * (uint64_t)ua->t1;
@@ -210,6 +211,24 @@ static void fail(sipub_ua *ua, txn *t, const char *cause)
   if (owner) ops->final(owner, NULL, NULL, cause);
 }
 
+static int same_dest(const sipub_dest *a, const sipub_dest *b);
+
+/* Every waiting transaction to dest ends with a timeout (collected first: the owners told
+ * may start new ones). */
+static void fail_waiting(sipub_ua *ua, const sipub_dest *dest)
+{
+  size_t n = 0;
+  for (txn *w = ua->wait_head; w; w = w->anext)
+    if (same_dest(&w->dest, dest)) n++;
+  txn **v = n ? malloc(n * sizeof *v) : NULL;
+  if (!v) return;
+  n = 0;
+  for (txn *w = ua->wait_head; w; w = w->anext)
+    if (same_dest(&w->dest, dest)) v[n++] = w;
+  for (size_t i = 0; i < n; i++) fail(ua, v[i], SIPUB_CAUSE_REQUEST_TIMEOUT);
+  free(v);
+}
+
 static void fire(sipub_ua *ua, timer *tm)
 {
   txn *t = (txn *)tm; /* the timer is the first member */
@@ -218,6 +237,10 @@ static void fire(sipub_ua *ua, timer *tm)
     return;
   }
   if (ua->now >= t->f_at) { /* Timer F */
+    /* Nothing at all was answered since t left: the requests waiting for the same next hop
+     * would each wait for a slot and time out in turn (a closing UA with 100 000 removes and
+     * a dead server would take hours); they end now, as t does, unsent. */
+    if (ua->answers == t->answers_at_start && ua->wait_head) fail_waiting(ua, &t->dest);
     fail(ua, t, SIPUB_CAUSE_REQUEST_TIMEOUT);
     return;
   }
@@ -309,6 +332,7 @@ void sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const char *data, size_t le
   if (t->state == TX_COMPLETED) goto done; /* a retransmitted final: absorbed */
   if (!t->call_id || strcmp(mr.call_id, t->call_id) != 0) goto done;
 
+  ua->answers++; /* the next hop is alive */
   response_ref *resp = response_copy(&mr, data);
   if (!resp) goto done;
   const txn_ops *ops = t->ops;

@@ -60,6 +60,33 @@ describe("issue 13 #5: a window of transactions in flight", function()
     assert.are.equal("closed", ua._core:state())
   end)
 
+  it("a silent server: when the first ones time out, the waiting ones end too, unsent", function()
+    local ua, net = testing.new_ua()
+    local failed = 0
+    for i = 1, 1000 do
+      ua:publish("sip:u" .. i .. "@example.com", "presence", "B")
+        :on("failed", function(_, cause) if cause == "Request Timeout" then failed = failed + 1 end end)
+    end
+    assert.are.equal(WINDOW, #net:sent())
+    net:advance(31.999)
+    net:sent()
+    assert.are.equal(0, failed)
+    net:advance(0.001)
+    assert.are.equal(1000, failed)
+    S.quiet(net, 100)
+  end)
+
+  it("ua:close() with 1 000 publications and a silent server ends within one Timer F", function()
+    local ua, net = testing.new_ua()
+    for i = 1, 1000 do ua:publish("sip:u" .. i .. "@example.com", "presence", "B") end
+    drain(net, net:sent())
+    ua:close()
+    assert.are.equal(WINDOW, #net:sent())
+    net:advance(32)
+    net:sent()
+    assert.are.equal("closed", ua._core:state())
+  end)
+
   it("waiting requests start their timers when they leave, not when they were made", function()
     local ua, net = testing.new_ua()
     for i = 1, WINDOW + 1 do ua:publish("sip:u" .. i .. "@example.com", "presence", "B") end
