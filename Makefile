@@ -25,7 +25,7 @@ HEADERS     := $(wildcard csrc/include/*.h csrc/*/*.h csrc/drivers/*/*.h)
         luajit lua5.1 lua5.3 soak
 
 all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/sip-publish $(BUILD)/examples/publish \
-     $(BUILD)/spec/driver_faults $(BUILD)/spec/core_seams $(BUILD)/spec/uv_resolve
+     $(BUILD)/spec/driver_faults $(BUILD)/spec/core_seams $(BUILD)/spec/uv_resolve $(BUILD)/spec/stall
 
 # The sip-publish command from the source tree (the rock installs it with LuaRocks' wrapper).
 $(BUILD)/sip-publish: bin/sip-publish.lua
@@ -42,6 +42,11 @@ $(BUILD)/spec/driver_faults: spec/support/driver_faults.c $(CORE_OBJ) $(UV_OBJ) 
 # The core's transport and resolver seams under a fake io, and the libuv driver's side of the
 # resolver seam against the test compositor (spec/unit/core_seams_spec.lua runs them).
 $(BUILD)/spec/core_seams: spec/support/core_seams.c $(CORE_OBJ) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Icsrc/include -o $@ $< $(CORE_OBJ) $(LIBS)
+
+# The core after a loop stall, driven from C as a driver drives it (spec/unit/stall_spec.lua).
+$(BUILD)/spec/stall: spec/support/stall.c $(CORE_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Icsrc/include -o $@ $< $(CORE_OBJ) $(LIBS)
 

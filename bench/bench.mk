@@ -13,7 +13,7 @@ SOFIA_LIBS   := $(shell pkg-config --libs sofia-sip-ua)
 CORE_HDRS    := $(wildcard csrc/include/*.h csrc/core/*.h) bench/inmem.h bench/countalloc.h
 
 PROGRAMS := $(OUT)/cpu_of $(OUT)/raw_echo $(OUT)/raw_udp $(OUT)/fast_responder $(OUT)/sofia_publish \
-            $(OUT)/core_roundtrip $(OUT)/core_roundtrip_count $(OUT)/mem_core
+            $(OUT)/core_roundtrip $(OUT)/core_roundtrip_count $(OUT)/mem_core $(OUT)/hostile
 
 all: $(PROGRAMS)
 
@@ -40,5 +40,9 @@ $(OUT)/core_roundtrip_count: bench/core_roundtrip.c bench/countalloc.c $(CORE_OB
 $(OUT)/mem_core: bench/mem_core.c bench/countalloc.c $(CORE_OBJ) $(CORE_HDRS)
 	@mkdir -p $(OUT)
 	$(CC) $(CFLAGS) -o $@ bench/mem_core.c bench/countalloc.c $(CORE_OBJ) $(LIBS)
+
+$(OUT)/hostile: bench/hostile.c $(CORE_OBJ) $(CORE_HDRS)
+	@mkdir -p $(OUT)
+	$(CC) $(CFLAGS) -o $@ $< $(CORE_OBJ) $(LIBS)
 
 .PHONY: all

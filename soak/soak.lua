@@ -25,7 +25,8 @@ end
 
 local stats = {
   requests = 0, injected = 0, published = 0, refreshes = 0, progress = {}, failed = 0,
-  unpublished = 0, late = 0, restarts = 0, republished = 0, gave_up = 0,
+  unpublished = 0, late = 0, restarts = 0, republished = 0, gave_up = 0, lost_after_restart = 0,
+  revived = 0,
 }
 local restart_until = -1 -- 412s up to this instant come from a simulated restart
 
@@ -66,8 +67,12 @@ local function start_one()
   local ctx = ua:publish(("sip:u%d@example.test"):format(i), "presence", body(i, 0),
                          { contentType = "application/pidf+xml", expires = math.random(5, 30) })
   contexts[i] = ctx
-  local count = 0
+  local count, recovering, ended = 0, false, false
   ctx:on("published", function()
+    recovering = false
+    -- a 2xx after the loss was reported at the state's expiry (the answer came late): back
+    if ended then stats.revived = stats.revived + 1 end
+    ended = false
     count = count + 1
     stats.published = stats.published + 1
     if count == 1 then
@@ -81,8 +86,12 @@ local function start_one()
     local key = r and tostring(r.status_code) or cause
     stats.progress[key] = (stats.progress[key] or 0) + 1
     if r and r.status_code == 412 and sip.now() > restart_until then stats.late = stats.late + 1 end
+    if r and r.status_code == 412 then recovering = true end
   end)
   ctx:on("failed", function(r, cause)
+    -- a 412 recovery that ended: the publication was lost after the restart (issue 13 #9)
+    if recovering then stats.lost_after_restart = stats.lost_after_restart + 1 end
+    recovering = false
     -- a failed initial is a passing fault on a publication not yet made: publish again
     if count == 0 then
       stats.republished = stats.republished + 1
@@ -94,6 +103,7 @@ local function start_one()
       sip.timer(1, function() if not ua.closed then ctx:publish(body(i, 2)) end end)
     else
       stats.failed = stats.failed + 1
+      ended = r == nil
     end
   end)
   ctx:on("unpublished", function() stats.unpublished = stats.unpublished + 1 end)
@@ -177,8 +187,12 @@ print(("soak: refreshes %d, progress {%s}, initials re-published after a fault %
       :format(stats.refreshes, table.concat(progress, ", "), stats.republished))
 print(("soak: refreshes missed %d (sent after the state expired: %d, silently lost: %d)")
       :format(stats.late + lost, stats.late, lost))
-print(("soak: publications ended by injected faults with failed + unpublished: %d (after the restart's 412, the recovery initial has no state to retry for)")
+print(("soak: publications ended by injected faults with failed + unpublished: %d")
       :format(stats.failed))
+print(("soak: publications lost after the restart (a 412 recovery that failed): %d")
+      :format(stats.lost_after_restart))
+print(("soak: of those ended, reported lost at their state's expiry and then back with a late 2xx: %d")
+      :format(stats.revived))
 print(("soak: publications ended because Retry-After outlasted their state (then published again): %d")
       :format(stats.gave_up))
 print(("soak: RSS slope over the second half: %.1f KiB/min (%.2f%% of the final RSS per minute); Lua heap %.1f KiB/min")

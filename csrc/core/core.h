@@ -11,6 +11,9 @@
 
 #define MAX_423_RETRIES 2
 #define MIN_RETRY_MS 50 /* below this, a retry could not be answered before the state ends */
+/* Transactions a UA keeps in flight at once; later ones wait their turn (txn.c). Sending
+ * 100 000 removes at once overflowed socket buffers and retransmitted them in lockstep. */
+#define TXN_WINDOW 256
 
 /* ---- timers: a binary min-heap of deadlines embedded in their owners (heap.c) ---------- */
 
@@ -41,7 +44,7 @@ int timer_start(heap *h, timer *t, uint64_t at);
 
 typedef enum { OP_INITIAL, OP_REFRESH, OP_MODIFY, OP_REMOVE } op_kind;
 typedef enum { Q_NONE, Q_PUBLISH, Q_REFRESH, Q_REMOVE } queued_kind;
-typedef enum { TX_TRYING, TX_PROCEEDING, TX_COMPLETED } tx_state;
+typedef enum { TX_WAITING, TX_TRYING, TX_PROCEEDING, TX_COMPLETED } tx_state;
 
 typedef struct txn txn;
 typedef struct response_ref response_ref;
@@ -71,7 +74,7 @@ struct txn {
   timer tm;          /* next of Timer E / Timer F, or Timer K once completed */
   uint64_t branch;
   txn *hnext;        /* hash chain */
-  txn *aprev, *anext; /* the UA's active (not Completed) transactions */
+  txn *aprev, *anext; /* the UA's active (Trying, Proceeding) or window-waiting transactions */
   const txn_ops *ops;
   void *owner;       /* NULL once Completed */
   sipub_dest dest;   /* the next hop as routed: host may be a name */
@@ -85,6 +88,7 @@ struct txn {
   tx_state state;
   uint32_t cseq;
   int last_1xx;
+  uint64_t answers_at_start; /* ua->answers then: equal at Timer F, nothing was answered */
   uint64_t started;  /* first transmission: the server's interval starts no earlier */
   uint64_t e_at, f_at;
   unsigned e_interval;
@@ -123,7 +127,9 @@ struct sipub_pub {
   sent_info inflight; /* what tx carries */
   queued_kind queued;
   int closed, unpublish_on_close, released, listed;
-  int recovering;   /* an initial PUBLISH sent after a 412 is in flight */
+  int recovering;   /* an initial PUBLISH sent after a 412 is in flight or waits to be retried */
+  uint64_t recover_until; /* a recovery is retried until then: one requested interval */
+  int loss_reported;       /* the state expired under the request in flight: told already */
   int retries_423;
   uint64_t valid_until;    /* when the state the server granted expires (0: none) */
   unsigned backoff_ms;     /* the last back-off after a transient refresh failure */
@@ -177,8 +183,11 @@ struct sipub_ua {
   sipub_transport skel_tp;
   heap timers;
   txn **buckets;         /* transactions by branch */
-  txn *active;           /* those not Completed */
-  size_t nbuckets, ntx, nactive_tx;
+  txn *active;           /* those Trying or Proceeding */
+  txn *wait_head, *wait_tail; /* started beyond the window: sent in this order */
+  timer pump;            /* due when a slot of the window is free for a waiting one */
+  uint64_t answers;      /* responses that matched a transaction, ever */
+  size_t nbuckets, ntx, nactive_tx, nwaiting_tx;
   sipub_pub *pubs;
   size_t npubs;
   queued_event *evq;
@@ -209,9 +218,10 @@ void txn_table_free(sipub_ua *ua);
 /* A transaction with a fresh branch (to write in the request), not started; NULL: no memory. */
 txn *txn_new(sipub_ua *ua);
 void txn_discard(sipub_ua *ua, txn *t); /* one never started */
-/* Sends rq (or waits for the resolver's answer for its host first) and arms Timer E/F. -1
- * when the first send was refused or the name cannot be asked: t is gone, ops are not
- * called (the caller reports it) and *detail is a malloc'd reason or NULL. */
+/* Sends rq (or waits for the resolver's answer for its host first) and arms Timer E/F, or
+ * queues it behind the window (started when a slot frees; a failure is then reported through
+ * ops). -1 when an immediate first send was refused or the name cannot be asked: t is gone,
+ * ops are not called (the caller reports it) and *detail is a malloc'd reason or NULL. */
 int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, void *owner,
               char **detail);
 /* The owner goes away: t ends without a report. */
@@ -224,6 +234,9 @@ void txn_send_first(sipub_ua *ua, txn *t);
 void txn_fail(sipub_ua *ua, txn *t, const char *cause, const char *detail);
 /* One framed response from the network. */
 void txn_receive(sipub_ua *ua, const char *data, size_t len);
+/* Starts waiting transactions while the window has room (at a safe point: no owner's
+ * callback is running). */
+void txn_pump(sipub_ua *ua);
 
 /* publish.c */
 void pub_send(sipub_pub *p, op_kind op);

@@ -100,12 +100,35 @@ typedef struct msg_response {
   char *etag;            /* SIP-ETag or NULL */
   long expires;          /* Expires: -1 absent or invalid */
   long min_expires;      /* Min-Expires: -1 absent or invalid */
-  long retry_after;      /* Retry-After delta-seconds: -1 absent or invalid */
+  long retry_after;      /* Retry-After delta-seconds, 2^31 - 1 at most: -1 absent or invalid */
   dg_challenge challenges[MSG_MAX_CHALLENGES]; /* answerable digest challenges (401/407) */
   int nchallenges;
   size_t len;            /* bytes of the message after Content-Length trimming */
   size_t body_off, body_len;
 } msg_response;
+
+/* Bounds on what one response may cost (issue 13 #3): libosip2's parse grows with the square
+ * of the header count, so a response with more header lines (status and blank line aside) or
+ * larger than a UDP datagram is dropped before it, by the scanner and by the libosip2 path
+ * alike. No real answer to a PUBLISH comes near them; a long line costs linear time. */
+#define MSG_MAX_SIZE 65535
+#define MSG_MAX_HEADER_LINES 128
+
+/* What a response must match, read cheaply (one pass over the line starts, no allocation):
+ * the top Via's branch, the CSeq number and the Call-ID (pointing into the datagram). */
+typedef struct msg_ids {
+  uint64_t branch;
+  int branch_ours;
+  int has_cseq;
+  uint32_t cseq;
+  const char *call_id; /* NULL: not read (folded, absent) */
+  size_t call_id_len;
+} msg_ids;
+
+/* 0 when data starts like a response whose top Via has a branch of our shape (ids filled),
+ * else -1: it cannot belong to any transaction of ours. A mismatch here means the full parse
+ * would not match either; a match is only a candidate (the full parse decides). */
+int msg_peek_ids(const char *data, size_t len, msg_ids *ids);
 
 /* Reads a response. Returns 0, or -1 when it must be dropped (not a response, does not
  * parse, several Via values, a mandatory header missing, Content-Length beyond the data). */

@@ -53,11 +53,17 @@ static int parse_response(const char *data, size_t len, msg_response *out, int f
 {
   memset(out, 0, sizeof *out);
   out->expires = out->min_expires = out->retry_after = -1;
+  if (len > MSG_MAX_SIZE) return -1;
   if (fast && msg_scan_response(data, len, out)) return 0; /* framed and read by scan.c */
   if (len < 12 || memcmp(data, "SIP/2.0 ", 8) != 0) return -1;
 
   size_t body_off = header_end(data, len);
   if (!body_off) return -1;
+  /* Bounded before libosip2, whose cost grows with the square of the header count. The
+   * status line and the blank line end with a line feed too. */
+  size_t lfs = 0;
+  for (const char *q = data; (q = memchr(q, '\n', (size_t)(data + body_off - q))) != NULL; q++)
+    if (++lfs > MSG_MAX_HEADER_LINES + 2) return -1;
   long cl = find_content_length(data, body_off);
   if (cl == -2) return -1;
   size_t avail = len - body_off;
@@ -115,7 +121,8 @@ static int parse_response(const char *data, size_t len, msg_response *out, int f
     while (*v == ' ' || *v == '\t') v++;
     while (k + 1 < sizeof num && v[k] >= '0' && v[k] <= '9') { num[k] = v[k]; k++; }
     num[k] = '\0';
-    out->retry_after = k ? msg_parse_seconds(num) : -1;
+    /* Beyond 2^31 - 1 is still a value, "much later": saturated, not read as absent. */
+    out->retry_after = !k ? -1 : msg_parse_seconds(num) < 0 ? 0x7fffffffL : msg_parse_seconds(num);
   }
   if (!out->reason || !out->call_id) goto done;
   if (m->status_code == 401 || m->status_code == 407) {

@@ -321,10 +321,11 @@ int msg_scan_response(const char *data, size_t len, msg_response *out)
    * the first CRLFCRLF, where msg_parse_response's framing ends the header section too. */
   span val[H_N];
   int count[H_N] = { 0 };
-  size_t clen_raw = 0;
+  size_t clen_raw = 0, lines = 0;
   for (;;) {
     if (end - p < 2) return 0;
     if (p[0] == '\r' && p[1] == '\n') break;
+    if (++lines > MSG_MAX_HEADER_LINES) return 0; /* refused by the libosip2 path too */
     const char *name = p;
     size_t name_len = skip(C_TOKEN, &p, end);
     if (!name_len || p >= end || *p != ':') return 0; /* also a folded line, or space before the colon */
@@ -348,6 +349,7 @@ int msg_scan_response(const char *data, size_t len, msg_response *out)
     val[h] = value;
   }
   size_t body_off = (size_t)(p + 2 - data);
+  if (len > MSG_MAX_SIZE) return 0;
   if (!count[H_VIA] || !count[H_FROM] || !count[H_TO] || !count[H_CALL_ID] || !count[H_CSEQ])
     return 0;
 
@@ -397,6 +399,7 @@ int msg_scan_response(const char *data, size_t len, msg_response *out)
      * msg_parse_response reads them */
     if (has_comma(val[H_RETRY_AFTER])) return 0;
     retry_after = digits(val[H_RETRY_AFTER].p, val[H_RETRY_AFTER].n, 15, &used);
+    if (retry_after < 0 && used) retry_after = 0x7fffffffL; /* "much later", not absent */
   }
 
   char *r = dup_span(reason), *id = dup_span(val[H_CALL_ID]), *tag = etag.n ? dup_span(etag) : NULL;
@@ -420,4 +423,85 @@ int msg_scan_response(const char *data, size_t len, msg_response *out)
   out->body_off = body_off;
   out->body_len = body_len;
   return 1;
+}
+
+/* ---- the cheap pre-match ---------------------------------------------------------------- */
+
+/* The end of the header line at p (before its CR LF), continuation lines included. */
+static const char *header_end_at(const char *p, const char *end)
+{
+  for (;;) {
+    const char *lf = memchr(p, '\n', (size_t)(end - p));
+    if (!lf) return end;
+    if (lf + 1 >= end || (lf[1] != ' ' && lf[1] != '\t')) return lf > p && lf[-1] == '\r' ? lf - 1 : lf;
+    p = lf + 1;
+  }
+}
+
+static int lws(char c)
+{
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The branch parameter of the first Via value in [p, e): its id and shape. */
+static void peek_branch(const char *p, const char *e, msg_ids *ids)
+{
+  for (; p < e && *p != ','; p++) {
+    if (*p != ';') continue;
+    const char *q = p + 1;
+    while (q < e && lws(*q)) q++;
+    if (e - q < 6 || !name_is(q, "branch", 6)) continue;
+    q += 6;
+    while (q < e && lws(*q)) q++;
+    if (q >= e || *q != '=') continue;
+    q++;
+    while (q < e && lws(*q)) q++;
+    const char *v = q;
+    size_t n = skip(C_TOKEN, &q, e);
+    ids->branch = msg_parse_branch(v, n, &ids->branch_ours);
+    return;
+  }
+}
+
+int msg_peek_ids(const char *data, size_t len, msg_ids *ids)
+{
+  const char *end = data + len, *p;
+  int via = 0, cseq = 0, call_id = 0;
+  memset(ids, 0, sizeof *ids);
+  if (len < 12 || memcmp(data, "SIP/2.0 ", 8) != 0 || !(p = memchr(data, '\n', len))) return -1;
+  for (p++; p < end && !(via && cseq && call_id);) {
+    if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')) break; /* the blank line */
+    const char *name = p;
+    size_t n = skip(C_TOKEN, &p, end);
+    while (p < end && (*p == ' ' || *p == '\t')) p++;
+    const char *he = header_end_at(p, end);
+    if (n && p < he && *p == ':') {
+      const char *v = p + 1;
+      while (v < he && lws(*v)) v++;
+      if (!via && ((n == 1 && (*name | 0x20) == 'v') || (n == 3 && name_is(name, "via", 3)))) {
+        via = 1;
+        peek_branch(v, he, ids);
+      } else if (!cseq && n == 4 && name_is(name, "cseq", 4)) {
+        size_t used;
+        long long num = 0;
+        for (used = 0; v + used < he && used < 10 && v[used] >= '0' && v[used] <= '9'; used++)
+          num = num * 10 + (v[used] - '0');
+        cseq = 1;
+        ids->has_cseq = used > 0 && num <= 0xffffffffLL;
+        ids->cseq = (uint32_t)num;
+      } else if (!call_id && ((n == 1 && (*name | 0x20) == 'i') || (n == 7 && name_is(name, "call-id", 7)))) {
+        const char *ve = he;
+        call_id = 1;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+        if (!memchr(v, '\n', (size_t)(ve - v))) { /* folded: left to the full parse */
+          ids->call_id = v;
+          ids->call_id_len = (size_t)(ve - v);
+        }
+      }
+    }
+    const char *lf = memchr(he, '\n', (size_t)(end - he));
+    if (!lf) break;
+    p = lf + 1;
+  }
+  return ids->branch_ours ? 0 : -1;
 }

@@ -153,12 +153,14 @@ int sipub_pub_resume(sipub_pub *p, const char *body, size_t len)
 
 int sipub_pub_unpublish(sipub_pub *p)
 {
-  timer_stop(&p->ua->timers, &p->refresh);
-  if (p->tx) {
+  if (p->tx) { /* the timer watches the state the request in flight refreshes: kept */
     p->queued = Q_REMOVE;
     return 0;
   }
+  timer_stop(&p->ua->timers, &p->refresh);
   p->queued = Q_NONE;
+  p->recovering = 0; /* a 412 recovery waiting to retry: the state is no longer wanted */
+  p->retry_pending = 0;
   if (p->etag) pub_send(p, OP_REMOVE);
   return 0;
 }

@@ -98,6 +98,11 @@ void pub_send(sipub_pub *p, op_kind op)
     return;
   }
   timer_stop(&ua->timers, &p->refresh); /* this request refreshes; its 2xx re-arms */
+  p->retry_pending = 0;
+  /* While a refresh or modify is in flight the timer watches the granted state: when it
+   * expires unanswered the loss is reported then, not at Timer F, up to 32 s later. */
+  if ((op == OP_REFRESH || op == OP_MODIFY) && p->valid_until > ua->now)
+    timer_start(&ua->timers, &p->refresh, p->valid_until);
   p->inflight = si;
   p->tx = t;
   char *detail = NULL;
@@ -133,6 +138,7 @@ void pub_forget(sipub_pub *p)
   free(p->etag);
   p->etag = NULL;
   p->recovering = 0;
+  p->recover_until = 0;
   p->retries_423 = 0;
   p->valid_until = 0;
   p->backoff_ms = 0;
@@ -143,50 +149,73 @@ void pub_forget(sipub_pub *p)
 void pub_refresh_fire(sipub_ua *ua, timer *tm)
 {
   sipub_pub *p = (sipub_pub *)((char *)tm - offsetof(sipub_pub, refresh));
-  (void)ua;
-  op_kind op = p->retry_pending ? p->retry_op : OP_REFRESH;
-  p->retry_pending = 0;
-  if (!p->tx && p->etag && !p->closed) pub_send(p, op);
+  if (p->tx) {
+    /* The granted state expired with its refresh unanswered: the loss is reported now, not at
+     * Timer F (up to 32 s later). The request goes on: a late 2xx says the server took it in
+     * time and the publication is back (`published`); any other end is not reported again. */
+    pub_forget(p);
+    p->loss_reported = 1;
+    push_event(ua, p, SIPUB_EV_FAILED, NULL, SIPUB_CAUSE_REQUEST_TIMEOUT);
+    push_event(ua, p, SIPUB_EV_UNPUBLISHED, NULL, SIPUB_CAUSE_REQUEST_TIMEOUT);
+  } else {
+    op_kind op = p->retry_pending ? p->retry_op : OP_REFRESH;
+    p->retry_pending = 0;
+    if (!p->closed && (p->etag || (op == OP_INITIAL && p->recovering && p->body))) pub_send(p, op);
+  }
   pub_maybe_free(p);
 }
 
 /* A refresh or modify that failed for a passing reason (408, 480, 500, 503, 504, Timer F)
- * while the state the server granted is still valid: try again after a back-off (1 s,
- * doubling up to 32 s, shortened to half of the validity left; or the Retry-After the
- * server asked for), reporting `progress`. The publication is given up only when the state
- * would expire before the next try could be answered. */
+ * while the state the server granted is still valid, or a 412 recovery's initial while the
+ * application still wants its state (for one requested interval): try again after a back-off
+ * of 1 s, doubling up to 32 s, shortened to half of the time left, reporting `progress`. A
+ * Retry-After can lengthen the wait, never shorten it (Retry-After: 0 to every try would be a
+ * storm); one beyond the time left gives up, as does a wait under MIN_RETRY_MS. */
 static int pub_retry_transient(sipub_pub *p, const sent_info *si, const msg_response *mr,
                                response_ref *resp, const char *cause)
 {
   sipub_ua *ua = p->ua;
-  if ((si->op != OP_REFRESH && si->op != OP_MODIFY) || !p->etag || p->closed ||
-      p->queued == Q_REMOVE || !p->valid_until)
-    return 0;
+  uint64_t until;
+  if (p->closed || p->queued == Q_REMOVE) return 0;
+  if ((si->op == OP_REFRESH || si->op == OP_MODIFY) && p->etag) until = p->valid_until;
+  else if (si->op == OP_INITIAL && p->recovering && p->body) until = p->recover_until;
+  else return 0;
   if (mr) {
     int st = mr->status;
     if (st != 408 && st != 480 && st != 500 && st != 503 && st != 504) return 0;
   } else if (cause != SIPUB_CAUSE_REQUEST_TIMEOUT) {
     return 0;
   }
-  if (ua->now >= p->valid_until) return 0;
-  uint64_t remaining = p->valid_until - ua->now, delay;
+  if (ua->now >= until) return 0;
+  uint64_t remaining = until - ua->now;
+  uint64_t delay = p->backoff_ms ? (uint64_t)p->backoff_ms * 2 : 1000;
+  if (delay > 32000) delay = 32000;
+  p->backoff_ms = (unsigned)delay;
+  /* Short intervals leave little time: fit the tries into what is left of it. */
+  if (delay >= remaining) delay = remaining / 2;
   if (mr && mr->retry_after >= 0) {
-    delay = (uint64_t)mr->retry_after * 1000;
-    if (delay >= remaining) return 0; /* the server asks for longer than the state lasts */
-  } else {
-    delay = p->backoff_ms ? (uint64_t)p->backoff_ms * 2 : 1000;
-    if (delay > 32000) delay = 32000;
-    p->backoff_ms = (unsigned)delay;
-    /* Short intervals leave little time: fit the tries into what is left of it. */
-    if (delay >= remaining) delay = remaining / 2;
-    if (delay < MIN_RETRY_MS) return 0;
+    uint64_t asked = (uint64_t)mr->retry_after * 1000;
+    if (asked >= remaining) return 0; /* the server asks for longer than the state lasts */
+    if (asked > delay) delay = asked;
   }
-  p->retry_op = si->op == OP_MODIFY || p->queued == Q_PUBLISH ? OP_MODIFY : OP_REFRESH;
+  if (delay < MIN_RETRY_MS) return 0;
+  if (si->op == OP_INITIAL) {
+    p->retry_op = OP_INITIAL; /* it carries the newest body anyway */
+  } else {
+    p->retry_op = si->op == OP_MODIFY || p->queued == Q_PUBLISH ? OP_MODIFY : OP_REFRESH;
+  }
   p->queued = Q_NONE; /* the retry carries the newest body */
   p->retry_pending = 1;
   timer_start(&ua->timers, &p->refresh, ua->now + delay);
   push_event(ua, p, SIPUB_EV_PROGRESS, resp, cause);
   return 1;
+}
+
+/* RFC 3903 §11.3: an entity-tag is a token. Anything else (spaces, commas, folding) could
+ * not be echoed in SIP-If-Match as given: it counts as none. */
+static int etag_usable(const char *etag)
+{
+  return sipub_check_etag(etag, strlen(etag)) == SIPUB_BAD_NONE;
 }
 
 /* Handles the end of the request in flight: a final response (mr, resp), or a failure
@@ -201,6 +230,15 @@ void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
   const char *phrase = mr ? sipub_reason_phrase(status) : cause;
 
   p->tx = NULL;
+  timer_stop(&ua->timers, &p->refresh); /* the state watch of the request that ended */
+  if (p->loss_reported) {
+    p->loss_reported = 0;
+    /* Only a 2xx that keeps the state (with a usable entity-tag) is news; the rest ends the
+     * request quietly (no challenge answered, no recovery: the application was told). */
+    if (!mr || status < 200 || status >= 300 || op == OP_REMOVE || mr->expires == 0 || !mr->etag ||
+        !etag_usable(mr->etag))
+      goto next;
+  }
   if (mr && (status == 401 || status == 407) && auth_answer_challenge(p, si, mr)) return;
   memset(p->auth_rounds, 0, sizeof p->auth_rounds);
   memset(p->auth_stale_used, 0, sizeof p->auth_stale_used);
@@ -215,7 +253,9 @@ void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
       push_event(ua, p, SIPUB_EV_UNPUBLISHED, resp, phrase);
       goto next;
     }
-    if (mr->etag) {
+    /* An entity-tag is a token (RFC 3903 §11.3.1); anything else would be echoed into
+     * SIP-If-Match altered or split: it counts as none. */
+    if (mr->etag && etag_usable(mr->etag)) {
       free(p->etag);
       p->etag = msg_strdup(mr->etag);
     } else if (op == OP_INITIAL || !p->etag) {
@@ -253,6 +293,7 @@ void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
     if ((op == OP_REFRESH || op == OP_MODIFY) && !p->recovering && p->body && !p->closed) {
       pub_forget(p);
       p->recovering = 1;
+      p->recover_until = ua->now + (uint64_t)p->req_expires * 1000;
       if (p->queued == Q_PUBLISH || p->queued == Q_REFRESH) p->queued = Q_NONE;
       push_event(ua, p, SIPUB_EV_PROGRESS, resp, phrase);
       pub_send(p, OP_INITIAL);
@@ -273,6 +314,16 @@ void pub_final(sipub_pub *p, const sent_info *si, const msg_response *mr,
   }
 
   if (pub_retry_transient(p, si, mr, resp, mr ? phrase : cause)) return;
+
+  /* Stopped (a remove queued) while a refresh or modify was in flight: a failed request leaves
+   * the server's state as it was (RFC 3903 §6), held by the same entity-tag until it expires,
+   * so the remove still goes, and its outcome is the one reported. Only a 412 or a 2xx (or the
+   * expiry) says the state is gone. */
+  if (p->queued == Q_REMOVE && p->etag && (op == OP_REFRESH || op == OP_MODIFY) &&
+      (!p->valid_until || ua->now < p->valid_until)) {
+    push_event(ua, p, SIPUB_EV_PROGRESS, resp, mr ? phrase : cause);
+    goto next;
+  }
 
   /* Every other outcome ends the publication; the last body is kept for a new start. */
   pub_forget(p);

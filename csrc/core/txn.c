@@ -31,8 +31,11 @@ static int table_grow(sipub_ua *ua)
   return 0;
 }
 
+static void pump_fire(sipub_ua *ua, timer *tm);
+
 int txn_table_init(sipub_ua *ua)
 {
+  ua->pump.fire = pump_fire;
   return table_grow(ua);
 }
 
@@ -44,14 +47,24 @@ static txn *find(const sipub_ua *ua, uint64_t branch)
   return NULL;
 }
 
-/* Active transactions (Trying or Proceeding) are also on a list, for a failed flow. */
+/* Active transactions (Trying or Proceeding) are also on a list, for a failed flow; waiting
+ * ones on the window's queue, through the same links. */
 static void unlist(sipub_ua *ua, txn *t)
 {
   if (t->state == TX_COMPLETED) return;
+  if (t->state == TX_WAITING) {
+    if (t->aprev) t->aprev->anext = t->anext; else ua->wait_head = t->anext;
+    if (t->anext) t->anext->aprev = t->aprev; else ua->wait_tail = t->aprev;
+    t->aprev = t->anext = NULL;
+    ua->nwaiting_tx--;
+    return;
+  }
   if (t->aprev) t->aprev->anext = t->anext; else ua->active = t->anext;
   if (t->anext) t->anext->aprev = t->aprev;
   t->aprev = t->anext = NULL;
   ua->nactive_tx--;
+  /* A slot is free: the next waiting one starts at the next safe point (the pump). */
+  if (ua->wait_head && !ua->pump.idx) timer_start(&ua->timers, &ua->pump, ua->now);
 }
 
 static void destroy(sipub_ua *ua, txn *t)
@@ -76,6 +89,7 @@ txn *txn_new(sipub_ua *ua)
   if (!t) return NULL;
   do t->branch = rng_next(ua); while (find(ua, t->branch));
   t->tm.fire = fire;
+  t->state = TX_TRYING;
   return t;
 }
 
@@ -116,28 +130,17 @@ static void arm(sipub_ua *ua, txn *t)
   timer_start(&ua->timers, &t->tm, at);
 }
 
-int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, void *owner,
-              char **detail)
+/* Moves t to the active list and sends it the first time (or asks the resolver for its host
+ * first), Timer E and F counted from now. -1 when refused at once (*detail: why, or NULL). */
+static int go(sipub_ua *ua, txn *t, char **detail)
 {
-  size_t b = bucket_of(ua, t->branch);
-  t->hnext = ua->buckets[b];
-  ua->buckets[b] = t;
-  ua->ntx++;
+  t->state = TX_TRYING;
   t->anext = ua->active;
   if (ua->active) ua->active->aprev = t;
   ua->active = t;
   ua->nactive_tx++;
-
-  t->ops = ops;
-  t->owner = owner;
-  t->dest = rq->dest;
-  t->call_id = rq->call_id;
-  t->cseq = rq->cseq;
-  t->req = rq->data;
-  t->req_len = rq->len;
-  /* A reliable transport retransmits for us: no Timer E, and Timer K = 0 (RFC 3261 §17.1.2.2). */
-  t->reliable = rq->dest.tp != SIPUB_TP_UDP;
   t->started = ua->now;
+  t->answers_at_start = ua->answers;
   t->e_interval = ua->t1;
   t->e_at = ua->now + ua->t1;
   /* Timer F counts from here even when the first send waits for the resolver: the owner
@@ -149,13 +152,62 @@ int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, v
     *detail = refused(t);
     route = -1;
   }
-  if (route < 0) {
+  if (route < 0) return -1;
+  arm(ua, t);
+  return 0;
+}
+
+int txn_start(sipub_ua *ua, txn *t, const txn_request *rq, const txn_ops *ops, void *owner,
+              char **detail)
+{
+  size_t b = bucket_of(ua, t->branch);
+  t->hnext = ua->buckets[b];
+  ua->buckets[b] = t;
+  ua->ntx++;
+
+  t->ops = ops;
+  t->owner = owner;
+  t->dest = rq->dest;
+  t->call_id = rq->call_id;
+  t->cseq = rq->cseq;
+  t->req = rq->data;
+  t->req_len = rq->len;
+  /* A reliable transport retransmits for us: no Timer E, and Timer K = 0 (RFC 3261 §17.1.2.2). */
+  t->reliable = rq->dest.tp != SIPUB_TP_UDP;
+  *detail = NULL;
+  if (ua->wait_head || ua->nactive_tx >= TXN_WINDOW) { /* in order, behind the others */
+    t->state = TX_WAITING;
+    t->aprev = ua->wait_tail;
+    if (ua->wait_tail) ua->wait_tail->anext = t; else ua->wait_head = t;
+    ua->wait_tail = t;
+    ua->nwaiting_tx++;
+    return 0;
+  }
+  if (go(ua, t, detail) != 0) {
     t->owner = NULL;
     destroy(ua, t);
     return -1;
   }
-  arm(ua, t);
   return 0;
+}
+
+/* Also a timer: due when a slot freed (unlist) with transactions waiting. */
+void txn_pump(sipub_ua *ua)
+{
+  timer_stop(&ua->timers, &ua->pump);
+  while (ua->wait_head && ua->nactive_tx < TXN_WINDOW) {
+    txn *t = ua->wait_head;
+    char *detail = NULL;
+    unlist(ua, t);
+    if (go(ua, t, &detail) != 0) txn_fail(ua, t, SIPUB_CAUSE_CONNECTION_ERROR, detail);
+    free(detail);
+  }
+}
+
+static void pump_fire(sipub_ua *ua, timer *tm)
+{
+  (void)tm;
+  txn_pump(ua);
 }
 
 void txn_send_first(sipub_ua *ua, txn *t)
@@ -199,6 +251,24 @@ void txn_fail(sipub_ua *ua, txn *t, const char *cause, const char *detail)
   if (owner) ops->final(owner, NULL, NULL, cause, detail);
 }
 
+static int same_dest(const sipub_dest *a, const sipub_dest *b);
+
+/* Every waiting transaction to dest ends with a timeout (collected first: the owners told
+ * may start new ones). */
+static void fail_waiting(sipub_ua *ua, const sipub_dest *dest)
+{
+  size_t n = 0;
+  for (txn *w = ua->wait_head; w; w = w->anext)
+    if (same_dest(&w->dest, dest)) n++;
+  txn **v = n ? malloc(n * sizeof *v) : NULL;
+  if (!v) return;
+  n = 0;
+  for (txn *w = ua->wait_head; w; w = w->anext)
+    if (same_dest(&w->dest, dest)) v[n++] = w;
+  for (size_t i = 0; i < n; i++) txn_fail(ua, v[i], SIPUB_CAUSE_REQUEST_TIMEOUT, NULL);
+  free(v);
+}
+
 static void fire(sipub_ua *ua, timer *tm)
 {
   txn *t = (txn *)tm; /* the timer is the first member */
@@ -207,6 +277,10 @@ static void fire(sipub_ua *ua, timer *tm)
     return;
   }
   if (ua->now >= t->f_at || !t->flow.host) { /* Timer F */
+    /* Nothing at all was answered since t left: the requests waiting for the same next hop
+     * would each wait for a slot and time out in turn (a closing UA with 100 000 removes and
+     * a dead server would take hours); they end now, as t does, unsent. */
+    if (ua->answers == t->answers_at_start && ua->wait_head) fail_waiting(ua, &t->dest);
     txn_fail(ua, t, SIPUB_CAUSE_REQUEST_TIMEOUT, NULL);
     return;
   }
@@ -277,15 +351,34 @@ static response_ref *response_copy(msg_response *mr, const char *data)
   return resp;
 }
 
+/* Match first: a message that belongs to no live transaction costs one pass over its line
+ * starts, never a parse (libosip2's cost grows with the square of the header count, and an
+ * off-path sender knows no branch). What it reads is only a candidate: the parse decides. */
+static int prematch(sipub_ua *ua, const char *data, size_t len)
+{
+  msg_ids ids;
+  if (msg_peek_ids(data, len, &ids) != 0) return 0;
+  txn *t = find(ua, ids.branch);
+  /* Completed: a retransmitted final, absorbed here; waiting: nothing was sent yet. */
+  if (!t || t->state == TX_COMPLETED || t->state == TX_WAITING) return 0;
+  if (ids.has_cseq && ids.cseq != t->cseq) return 0;
+  if (ids.call_id && (!t->call_id || strlen(t->call_id) != ids.call_id_len ||
+                      memcmp(t->call_id, ids.call_id, ids.call_id_len) != 0))
+    return 0;
+  return 1;
+}
+
 void txn_receive(sipub_ua *ua, const char *data, size_t len)
 {
   msg_response mr;
+  if (!prematch(ua, data, len)) return;
   if (msg_parse_response(data, len, &mr) != 0) return;
   txn *t = mr.branch_ours ? find(ua, mr.branch) : NULL;
   if (!t || !mr.cseq_publish || mr.cseq != t->cseq) goto done;
   if (t->state == TX_COMPLETED) goto done; /* a retransmitted final: absorbed */
   if (!t->call_id || strcmp(mr.call_id, t->call_id) != 0) goto done;
 
+  ua->answers++; /* the next hop is alive */
   response_ref *resp = response_copy(&mr, data);
   if (!resp) goto done;
   const txn_ops *ops = t->ops;
@@ -308,6 +401,7 @@ void txn_receive(sipub_ua *ua, const char *data, size_t len)
   response_unref(resp);
 done:
   msg_response_clear(&mr);
+  if (ua->pump.idx) txn_pump(ua); /* a slot freed: the next waiting request leaves now */
 }
 
 void txn_table_free(sipub_ua *ua)

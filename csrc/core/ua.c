@@ -91,15 +91,18 @@ uint64_t sipub_ua_next_deadline(const sipub_ua *ua)
   return ua->timers.n ? ua->timers.v[0].at : UINT64_MAX;
 }
 
+/* Overdue timers run at now, in deadline order, not at their missed instants: what they send
+ * leaves now, so a late refresh counts its Timer F and the server's interval from now, and an
+ * overdue Timer E sends once and re-arms from now (RFC 3261 §17.1.2.2) instead of emitting
+ * every missed retransmission at once after a stall (a busy handler, a long collection). */
 void sipub_ua_tick(sipub_ua *ua, uint64_t now_ms)
 {
-  while (ua->timers.n && ua->timers.v[0].at <= now_ms) {
+  if (now_ms > ua->now) ua->now = now_ms;
+  while (ua->timers.n && ua->timers.v[0].at <= ua->now) {
     timer *t = ua->timers.v[0].t;
-    if (t->at > ua->now) ua->now = t->at; /* each timer runs at its own instant */
     timer_stop(&ua->timers, t);
     t->fire(ua, t);
   }
-  if (now_ms > ua->now) ua->now = now_ms;
 }
 
 /* ---- events -------------------------------------------------------------------------- */
@@ -231,7 +234,7 @@ size_t sipub_ua_pending(const sipub_ua *ua)
 
 int sipub_ua_busy(const sipub_ua *ua)
 {
-  if (ua->nactive_tx) return 1;
+  if (ua->nactive_tx || ua->nwaiting_tx) return 1;
   for (const sipub_pub *p = ua->pubs; p; p = p->next)
     if (p->queued != Q_NONE) return 1;
   return 0;

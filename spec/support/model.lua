@@ -56,15 +56,25 @@ local function parse_seconds(s)
 end
 
 -- Retry-After as the core reads it: leading blanks, then at most 15 digits (anything may
--- follow), ≤ 2^31-1; nil otherwise.
+-- follow), saturated at 2^31-1 ("much later", issue 13 #2); nil otherwise.
 local function parse_retry_after(s)
   if type(s) ~= "string" then return nil end
   local d = s:match("^[ \t]*(%d+)")
   if not d then return nil end
   d = d:sub(1, 15)
-  local v = tonumber(d)
-  if v > 2147483647 then return nil end
-  return v
+  return math.min(tonumber(d), 2147483647)
+end
+
+-- Timer E instants after a first transmission at 0 in Trying (0.5, 1.5, 3.5, 7.5, 11.5 … s):
+-- Proceeding spaces them by T2, never closer, so this bounds the transmissions of any state.
+local function timer_e_count(elapsed)
+  local n, at, iv = 0, 500, 500
+  while at <= elapsed do
+    n = n + 1
+    iv = math.min(iv * 2, 4000)
+    at = at + iv
+  end
+  return n
 end
 
 local TRANSIENT = { [408] = true, [480] = true, [500] = true, [503] = true, [504] = true }
@@ -147,10 +157,13 @@ function Run:process_events()
     if tr and (e.event == "progress" or e.event == "failed") and (e.status == tr.code) then
       -- the outcome of a refresh/modify failing for a passing reason
       c.transient = nil
-      if tr.retry then
+      if tr.stop then
+        self:check(e.event == "progress", "ctx%d: %s to a %s of a stopped context: the remove should follow, got %s",
+                   c.id, tostring(tr.code or "Timer F"), tr.what, e.event)
+      elseif tr.retry then
         self:check(e.event == "progress", "ctx%d: %s to a %s should be retried after %.3f s (state valid until %.3f), got %s",
                    c.id, tostring(tr.code or "Timer F"), tr.what, tr.delay / 1000, (c.valid_until or 0) / 1000, e.event)
-        if tr.backoff then c.backoff = tr.backoff end
+        c.backoff = tr.backoff
         c.refresh_at, c.retry_op = self.now + tr.delay, tr.op
       else
         self:check(e.event == "failed", "ctx%d: %s to a %s should end the publication (%s), got %s", c.id,
@@ -161,11 +174,15 @@ function Run:process_events()
       local q = c.queued_before -- a 423 retry keeps what was queued (but a newer body)
       if q == "publish" and (c.answered.initial or c.answered.modify) then q = nil end
       c.queued = q
+      c.must_remove = nil -- the same request again; the remove stays queued behind it
     end
     if e.event == "failed" or e.event == "unpublished" or (e.event == "progress" and e.status == 412) then
       c.etag = nil -- the library forgets its entity-tag
       c.refresh_at, c.retry_op, c.valid_until, c.backoff = nil, nil, nil, 0
+      c.recovering, c.recover_until = nil, nil
+      if e.event == "progress" then c.recover_next = true end -- the initial sent now recovers
     end
+    if e.event == "published" then c.recovering, c.recover_until = nil, nil end
   end
 end
 
@@ -193,6 +210,10 @@ function Run:process_sends()
       self:check(not old.done, "ctx%d: a retransmission after the transaction ended (%s)", c.id,
                  old.done_why or "?")
       self:check(req.data == old.req.data, "ctx%d: a retransmission differs from the original", c.id)
+      old.copies = (old.copies or 0) + 1
+      self:check(old.copies <= timer_e_count(self.now - old.sent_at),
+                 "ctx%d: %d retransmissions %.3f s after the first: more than one per Timer E interval",
+                 c.id, old.copies, (self.now - old.sent_at) / 1000)
     else
       self:log("  sent ctx%d %s", c.id, short(req))
       self.stats.transactions = self.stats.transactions + 1
@@ -239,6 +260,11 @@ function Run:process_sends()
                    modify = if_match ~= nil and req.body ~= nil and expires ~= "0",
                    refresh = if_match ~= nil and req.body == nil and expires ~= "0" }
       self.by_branch[req.branch] = tx
+      if tx.initial and c.recover_next then -- a 412 recovery: retried for one requested interval
+        c.recover_next, c.recovering = nil, true
+        c.recover_until = self.now + (tx.expires or 0) * 1000
+      end
+      if c.must_remove and tx.remove then c.must_remove = nil end
       c.tx = tx
       c.cseq = req.cseq
       c.refresh_at, c.retry_op = nil, nil -- any request refreshes; its 2xx re-arms
@@ -256,7 +282,14 @@ function Run:settle()
     end
   end
   self:process_sends()
-  for _, c in ipairs(self.ctxs) do c.may_send = false end
+  for _, c in ipairs(self.ctxs) do
+    c.may_send = false
+    -- a stopped context sends its remove unless the state is known gone (issue 13 #1)
+    if c.must_remove then
+      self:violation("ctx%d: stopped with its state still held by %s (until %.3f): no remove sent",
+                     c.id, tostring(c.etag), (c.valid_until or 0) / 1000)
+    end
+  end
   -- after ua:close(): closed exactly when no transaction is left in flight
   if self.ua_closed and not self.ua_done then
     local active = false
@@ -376,6 +409,8 @@ function Run:act_unpublish(c)
   c.may_send = true
   c.refresh_at, c.retry_op = nil, nil
   c.queued = (c.tx and not c.tx.done) and "remove" or nil
+  c.recovering, c.recover_until = nil, nil
+  if c.etag and not c.queued then c.must_remove = true end
   self:call("ctx:unpublish()", function() c.h:unpublish() end)
   self:settle()
 end
@@ -392,8 +427,10 @@ function Run:close_model(c)
   c.may_send = true
   c.closed = true
   c.refresh_at, c.retry_op = nil, nil
+  c.recovering, c.recover_until = nil, nil
   if c.unpublish_on_close then
     c.queued = (c.tx and not c.tx.done) and "remove" or nil
+    if c.etag and not c.queued then c.must_remove = true end
   else
     c.etag, c.queued, c.valid_until, c.backoff = nil, nil, nil, 0
   end
@@ -440,6 +477,11 @@ function Run:tx_ended(tx, code, h, why)
   c.answered = tx
   c.may_send = true -- a queued request, a recovery or a retry may follow
   c.queued_before, c.queued = c.queued, nil
+  if tx.lost then
+    -- its loss was reported at the expiry: only a 2xx that keeps the state is news
+    local exp = code and code >= 200 and code < 300 and parse_seconds(h.Expires)
+    if not (code and code >= 200 and code < 300 and exp ~= 0 and h["SIP-ETag"]) then return end
+  end
   if code and code >= 200 and code < 300 then
     local exp = parse_seconds(h.Expires)
     if tx.remove or exp == 0 then
@@ -463,28 +505,38 @@ function Run:tx_ended(tx, code, h, why)
     c.valid_until, c.backoff = tx.sent_at + granted * 1000, 0
   elseif code == 412 then
     c.etag = nil
-  elseif (code == nil or TRANSIENT[code]) and (tx.refresh or tx.modify) then
-    -- a passing failure: retried while the granted state lasts (doc/behaviour.md #29, doc/api.md)
-    local tr = { code = code, what = tx.modify and "modify" or "refresh" }
-    tr.op = (tx.modify or c.queued_before == "publish") and "modify" or "refresh"
-    local ra = code and parse_retry_after(h["Retry-After"])
-    local remaining = c.valid_until and (c.valid_until - self.now) or 0
-    if c.etag == nil then tr.why = "no entity-tag"
-    elseif c.closed then tr.why = "closed"
-    elseif c.queued_before == "remove" then tr.why = "a remove is queued"
-    elseif not c.valid_until then tr.why = "no granted state"
-    elseif remaining <= 0 then tr.why = "the state has expired"
-    elseif ra then
-      tr.delay = ra * 1000
-      if tr.delay >= remaining then tr.why = "Retry-After beyond the state" else tr.retry = true end
-    else
-      -- 1, 2, 4 … 32 s, shortened to half of the validity left; not under 50 ms
-      tr.delay = (c.backoff or 0) > 0 and math.min(c.backoff * 2, 32000) or 1000
-      tr.backoff = tr.delay
-      if tr.delay >= remaining then tr.delay = math.floor(remaining / 2) end
-      if tr.delay < 50 then tr.why = "no time left to retry" else tr.retry = true end
+  else
+    local stopped = c.queued_before == "remove" and c.etag ~= nil and (tx.refresh or tx.modify)
+      and (not c.valid_until or self.now < c.valid_until)
+    local recovery = tx.initial and c.recovering
+    if (code == nil or TRANSIENT[code]) and (tx.refresh or tx.modify or recovery) then
+      -- a passing failure: retried while the granted state lasts (doc/behaviour.md #29, doc/api.md), or
+      -- for one requested interval when recovering from a 412
+      local tr = { code = code, what = recovery and "412 recovery" or tx.modify and "modify" or "refresh" }
+      tr.op = recovery and "initial" or (tx.modify or c.queued_before == "publish") and "modify" or "refresh"
+      local ra = code and parse_retry_after(h["Retry-After"])
+      local until_ = recovery and c.recover_until or c.valid_until
+      local remaining = until_ and (until_ - self.now) or 0
+      if not recovery and c.etag == nil then tr.why = "no entity-tag"
+      elseif c.closed or c.queued_before == "remove" then
+        if stopped then tr.stop = true else tr.why = "stopped, no state to remove" end
+      elseif not until_ then tr.why = "no granted state"
+      elseif remaining <= 0 then tr.why = "the state has expired"
+      else
+        -- 1, 2, 4 … 32 s, shortened to half of the time left; a Retry-After lengthens it, one
+        -- beyond the time left gives up; not under 50 ms
+        tr.backoff = (c.backoff or 0) > 0 and math.min(c.backoff * 2, 32000) or 1000
+        tr.delay = tr.backoff
+        if tr.delay >= remaining then tr.delay = math.floor(remaining / 2) end
+        if ra and ra * 1000 >= remaining then tr.why = "Retry-After beyond the state"
+        else
+          if ra and ra * 1000 > tr.delay then tr.delay = ra * 1000 end
+          if tr.delay < 50 then tr.why = "no time left to retry" else tr.retry = true end
+        end
+      end
+      c.transient = tr
     end
-    c.transient = tr
+    if code ~= 412 and stopped then c.must_remove = true end
   end
 end
 
@@ -605,6 +657,8 @@ function Run:advance(delta)
     end
     for _, c in ipairs(self.ctxs) do
       if c.tx and not c.tx.done then consider(c.tx.f_at - 1); consider(c.tx.f_at) end
+      local w = self:watch_at(c)
+      if w then consider(w - 1); consider(w) end
       if c.refresh_at then consider(c.refresh_at - 1); consider(c.refresh_at) end
     end
     self:call("advance", function() self.net:advance((nxt - self.now) / 1000) end)
@@ -616,6 +670,14 @@ function Run:advance(delta)
         self:check(c.tx.f_at == self.now, "ctx%d: Timer F instant skipped", c.id)
         self:tx_ended(c.tx, nil, {}, "Timer F")
       end
+      local w = self:watch_at(c)
+      if w and w <= self.now then
+        -- issue 13 #6: the loss is reported now (failed, unpublished); the request goes on
+        self:check(w == self.now, "ctx%d: the state's expiry instant skipped", c.id)
+        c.tx.lost = true
+        c.transient = { what = c.tx.modify and "modify" or "refresh", why = "the granted state expired" }
+        c.refresh_at, c.retry_op = nil, nil
+      end
       if c.refresh_at and c.refresh_at <= self.now then
         c.may_send = true
         c.due_op = c.retry_op
@@ -626,12 +688,23 @@ function Run:advance(delta)
     for _, c in ipairs(due) do
       -- the model armed a refresh (0.9 × the granted Expires) and nothing cancelled it
       local want = c.due_op or "refresh"
-      self:check(c.tx and c.tx.sent_at == self.now and (want == "modify") == (c.tx.req.body ~= nil),
+      self:check(c.tx and c.tx.sent_at == self.now and (want ~= "refresh") == (c.tx.req.body ~= nil)
+                 and (want == "initial") == c.tx.initial,
                  "ctx%d: the %s due at t=%.3f was not sent", c.id, want, self.now / 1000)
     end
   end
   if math.abs(self.net:now() * 1000 - self.now) > 0.5 then
     self:violation("virtual clock %.3f differs from the model's %.3f", self.net:now(), self.now / 1000)
+  end
+end
+
+-- When the granted state expires under the refresh or modify in flight (which then ends as a
+-- timeout would): nil when there is none.
+function Run:watch_at(c)
+  local tx = c.tx
+  if tx and not tx.done and not tx.lost and (tx.refresh or tx.modify) and c.valid_until
+     and tx.sent_at < c.valid_until then
+    return c.valid_until
   end
 end
 

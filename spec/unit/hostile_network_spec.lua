@@ -80,23 +80,22 @@ describe("hostile network: size", function()
     assert.are.equal(tag, clean_echo(t.net:take(), "SIP-If-Match"))
   end)
 
-  it("10 000 small headers in one response: accepted", function()
+  it("10 000 small headers in one response: dropped unparsed (more than 128 header lines, issue 13 #3)", function()
     local t = S.start()
     local extra = {}
     for i = 1, 10000 do extra[i] = "X-H" .. i .. ": " .. i end
     t.net:reply(t.req, 200, { ["SIP-ETag"] = "e1", raw_extra = extra })
-    local r = t.rec[1].response
-    S.events(t.rec, { "published(200,OK)" })
-    assert.are.equal("10000", r:getHeader("X-H10000"))
+    assert.are.same({}, t.rec)
   end)
 
   it("a 60 KB reason phrase and a 60 KB To tag: no crash", function()
     local t = S.start()
+    -- 120 KB: larger than any UDP datagram, dropped unread (issue 13 #3)
     t.net:reply(t.req, 100, { reason = string.rep("r", 60 * 1024), to_tag = string.rep("g", 60 * 1024) })
     t.net:reply(t.req, 200, { ["SIP-ETag"] = "e1", reason = string.rep("R", 60 * 1024) })
     local got = S.format(t.rec)
-    assert.are.same({ "progress(100,Trying)", "published(200,OK)" }, got)
-    assert.are.equal(60 * 1024, #t.rec[2].response.reason_phrase)
+    assert.are.same({ "published(200,OK)" }, got)
+    assert.are.equal(60 * 1024, #t.rec[1].response.reason_phrase)
   end)
 end)
 
@@ -177,13 +176,11 @@ describe("hostile network: framing", function()
     accepts_good_200(t.net, t.req, t.rec)
   end)
 
-  it("a folded SIP-ETag carrying a header line is echoed on one line", function()
+  it("a folded SIP-ETag carrying a header line is not a token: a protocol error, never echoed", function()
     local t = S.start()
     t.net:reply(t.req, 200, { raw_extra = { "SIP-ETag: e1", "\tX-Injected: 1", " Via: SIP/2.0/UDP evil" } })
-    S.events(t.rec, { "published(200,OK)" })
-    t.ctx:publish()
-    local echoed = clean_echo(t.net:take(), "SIP-If-Match")
-    assert.is_truthy(echoed:find("^e1"), echoed)
+    S.events(t.rec, { "failed(200,Protocol Error)", "unpublished(200,Protocol Error)" }) -- issue 13 #7
+    assert.is_nil(t.ctx.etag)
   end)
 end)
 

@@ -16,8 +16,14 @@
 --     requests leave only when something caused them (a call, a response, Timer F, a refresh
 --     or retry falling due);
 --   * a refresh/modify failing for a passing reason (408 480 500 503 504, Timer F) is retried
---     (progress, then the retry after Retry-After or 1, 2, 4 … 32 s, shortened to half of the
---     validity left) exactly when the granted state allows it, else failed + unpublished;
+--     (progress, then the retry after 1, 2, 4 … 32 s, shortened to half of the validity left,
+--     or after a longer Retry-After) exactly when the granted state allows it, else failed +
+--     unpublished; a 412 recovery's initial likewise, for one requested interval;
+--   * a refresh/modify still unanswered when the granted state expires ends then (failed);
+--   * a stopped publication (unpublish(), close(), ua:close()) always sends its remove unless
+--     the state is known gone (a 412, a 2xx, or its expiry) — issue 13 #1;
+--   * no more than one transmission per Timer E interval (a transaction's copies never
+--     outnumber the Timer E instants since its first transmission);
 --   * `published` carries a 2xx with SIP-ETag — except, as doc/behaviour.md #61 and
 --     scenarios_malformed_spec want, a 2xx without one to a refresh/modify (old tag kept);
 --   * no Lua error escapes (handlers record, none raises; sip.on_error gets nothing).
