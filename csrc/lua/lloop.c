@@ -50,10 +50,23 @@ void lsipub_report_error(lua_State *L)
  * asking the program to stop, so sip.run() stops and raises it again. */
 #define INTERPRETER_INTERRUPT "interrupted!"
 
+/* "interrupted!" as lua raises it, or "chunk:LINE: interrupted!" as luajit does. */
+static int is_interrupt(const char *msg)
+{
+  static const char tail[] = ": " INTERPRETER_INTERRUPT;
+  size_t n = strlen(msg), k = sizeof tail - 1;
+  if (strcmp(msg, INTERPRETER_INTERRUPT) == 0) return 1;
+  if (n <= k || strcmp(msg + n - k, tail) != 0) return 0;
+  const char *p = msg + n - k;
+  if (p == msg || p[-1] < '0' || p[-1] > '9') return 0;
+  while (p > msg && p[-1] >= '0' && p[-1] <= '9') p--;
+  return p > msg && p[-1] == ':';
+}
+
 static int traceback(lua_State *L)
 {
   const char *msg = lua_tostring(L, 1);
-  loop_box *b = msg && strcmp(msg, INTERPRETER_INTERRUPT) == 0 ? peek_loop_box(L) : NULL;
+  loop_box *b = msg && is_interrupt(msg) ? peek_loop_box(L) : NULL;
   if (b) {
     b->interrupted = 1;
     uv_stop(b->loop);

@@ -3,7 +3,7 @@
 -- on SIGINT/SIGTERM before exiting 0; --once leaves the state and prints the entity-tag that
 -- --etag resumes; a failure exits 1 saying why; bad usage exits 2.
 local BUILD = os.getenv("SIP_BUILD") or "build"
-local LUA = os.getenv("LUA") or "lua5.4"
+local LUA = require("support.common").LUA
 local CLI = ("env LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' %s bin/sip-publish.lua")
             :format(BUILD, LUA)
 

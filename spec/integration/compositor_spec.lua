@@ -148,7 +148,7 @@ describe("test compositor #integration", function()
     local proc = assert(io.popen(cmd .. "; wait", "r"))
     local pid, port
     while not (pid and port) do
-      local line = assert(proc:read("l"), "the compositor did not start")
+      local line = assert(proc:read("*l"), "the compositor did not start")
       pid = pid or line:match("^pid (%d+)")
       port = port or tonumber(line:match("^listening 127%.0%.0%.1:(%d+)"))
     end

@@ -168,7 +168,7 @@ describe("libuv driver #integration", function()
     if not f then pending("no " .. exe .. " (make all builds it)") return end
     f:close()
     local p = assert(io.popen(exe .. " 2>&1; echo rc=$?"))
-    local out = p:read("a")
+    local out = p:read("*a")
     p:close()
     assert(out:match("rc=0%s*$") and out:find("driver_faults: ok", 1, true), out)
   end)

@@ -4,7 +4,7 @@
 -- presence_dialoginfo, presence_mwi), which must accept each body and end with no state.
 local K = require "support.kamailio"
 local BUILD = os.getenv("SIP_BUILD") or "build"
-local LUA = os.getenv("LUA") or "lua5.4"
+local LUA = require("support.common").LUA
 
 local EXAMPLES = { "presence", "dialog", "message-summary" }
 

@@ -13,11 +13,11 @@ describe("process exit #integration", function()
     local log = os.tmpname()
     local server = assert(io.popen("sh -c 'exec ./" .. build .. "/sip-compositor --listen 127.0.0.1:0" ..
                                    " --verbose > " .. log .. "' & echo pid $!", "r"))
-    local pid = assert(server:read("l"):match("^pid (%d+)"))
+    local pid = assert(server:read("*l"):match("^pid (%d+)"))
     local port
     for _ = 1, 100 do -- up to 5 s, in steps of 50 ms of the loop's own timer
       local f = io.open(log)
-      port = f and f:read("a"):match("listening 127%.0%.0%.1:(%d+)")
+      port = f and f:read("*a"):match("listening 127%.0%.0%.1:(%d+)")
       if f then f:close() end
       if port then break end
       sip.timer(0.05, function() end)
@@ -42,15 +42,15 @@ describe("process exit #integration", function()
     local f = assert(io.open(path, "w"))
     f:write(script)
     f:close()
-    local interpreter = os.getenv("SIP_LUA") or "lua5.4"
+    local interpreter = os.getenv("SIP_LUA") or require("support.common").LUA
     local proc = assert(io.popen(interpreter .. " " .. path .. " 2>&1; echo rc=$?"))
-    local out = proc:read("a")
+    local out = proc:read("*a")
     proc:close()
     os.remove(path)
     loop.run_until(nil, 0.3) -- anything sent at exit would have arrived by now
     os.execute("kill " .. pid)
     server:close()
-    local received = io.open(log):read("a")
+    local received = io.open(log):read("*a")
     os.remove(log)
     assert.is_truthy(out:find("the script ends here", 1, true), out)
     assert.is_truthy(out:find("rc=3\n", 1, true), out) -- the script's status, not an abort

@@ -3,7 +3,7 @@
 -- a second one stops at once with "interrupted!"; the interpreter's own interrupt is raised
 -- by sip.run, never reported as an event handler's error. Scripts run as processes.
 local BUILD = os.getenv("SIP_BUILD") or "build"
-local LUA = os.getenv("LUA") or "lua5.4"
+local LUA = require("support.common").LUA
 
 -- Runs a script, sends the signals (name, delay in s) after it printed "ready", returns its
 -- output and exit status.

@@ -8,6 +8,10 @@ M.TARGET = "sip:alice@example.com"
 -- The build directory (`make asan` and `make luajit` point SIP_BUILD elsewhere).
 M.BUILD = os.getenv("SIP_BUILD") or "build"
 
+-- The interpreter that runs this suite, for the specs that start Lua processes of their own
+-- (they load the module of M.BUILD, built for that interpreter): LUA overrides it.
+M.LUA = os.getenv("LUA") or (jit and "luajit") or ("lua" .. _VERSION:match("%d+%.%d+"))
+
 -- Prefix of a shell command for helper programs (kamailio, sqlite3, ps, sipp...): they run
 -- without the sanitizer runtime `make asan` preloads into the Lua process, under which some
 -- of them hang (ps) or fail.
@@ -27,7 +31,7 @@ end
 function M.read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end

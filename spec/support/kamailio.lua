@@ -58,7 +58,7 @@ end
 
 local function capture(cmd)
   local p = assert(io.popen(CLEAN_ENV .. cmd, "r"))
-  local out = p:read("a")
+  local out = p:read("*a")
   local ok = p:close()
   return out, ok
 end

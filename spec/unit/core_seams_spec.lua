@@ -12,7 +12,7 @@ local function run(program, case)
   local path = exe(program)
   if not path then return nil, program end
   local p = assert(io.popen(path .. " " .. (case or "") .. " 2>&1; echo rc=$?"))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return out
 end
