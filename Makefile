@@ -12,6 +12,13 @@ LIBS        := -losip2 -losipparser2 -luv -lcrypto
 
 BUILD       ?= build
 include mk/sources.mk
+
+# Debian packages for `make deps`. LuaJIT comes as OpenResty's (luajit2, libluajit2-5.1-dev):
+# Debian's luajit/libluajit-5.1-dev conflict with nginx's Lua module (doc/openresty.md).
+DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev lua-busted libosip2-dev libuv1-dev libssl-dev openssl \
+                luajit2 libluajit2-5.1-dev nginx libnginx-mod-http-lua lua-compat53-dev lua-socket clang libclang-rt-14-dev \
+                kamailio kamailio-presence-modules kamailio-sqlite-modules sqlite3 sip-tester \
+                valgrind luarocks curl
 LAYER_FLAGS  = $(if $(findstring /core/,$<),$(CORE_INC),$(if $(findstring /drivers/,$<),$(UV_INC),$(if $(findstring /compositor/,$<),$(COMP_INC),$(LUA_INC) -I$(LUA_INCDIR))))
 OBJ_OF       = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(1))
 CORE_OBJ    := $(call OBJ_OF,$(CORE_SRC))
@@ -20,7 +27,7 @@ COMP_OBJ    := $(call OBJ_OF,$(COMP_SRC))
 MODULE_OBJ  := $(call OBJ_OF,$(MODULE_SRC))
 HEADERS     := $(wildcard csrc/include/*.h csrc/*/*.h csrc/drivers/*/*.h)
 
-.PHONY: all deps test unit check asan valgrind demo clean rock luajit soak
+.PHONY: all deps test unit check asan valgrind demo clean rock luajit luajit-module soak
 
 all: $(BUILD)/sip/core.so $(BUILD)/sip-compositor $(BUILD)/examples/publish $(BUILD)/spec/driver_faults
 
@@ -60,7 +67,7 @@ deps:
 
 # The whole suite: unit specs (virtual clock), the test compositor over loopback UDP,
 # and Kamailio started by the specs themselves on a loopback port.
-test: deps all
+test: deps all luajit-module
 	$(BUSTED) --run=ci
 
 unit: all
@@ -84,10 +91,13 @@ valgrind: all
 	  $(BUSTED) --run=ci --exclude-tags=slow
 
 # The same C built for LuaJIT (Lua 5.1 API + lua-compat-5.3), with the unit specs under it.
-luajit: deps
+# luajit-module only builds it (what OpenResty loads: spec/integration/openresty_spec.lua).
+luajit: deps luajit-module
+	SIP_BUILD=build/luajit luajit /usr/bin/busted --exclude-tags=integration
+
+luajit-module:
 	@mkdir -p build/luajit/sip
 	$(MAKE) --no-print-directory BUILD=build/luajit LUA_INCDIR="/usr/include/luajit-2.1 -I/usr/include/lua5.1" build/luajit/sip/core.so
-	SIP_BUILD=build/luajit luajit /usr/bin/busted --exclude-tags=integration
 
 # A bounded soak: publications with short Expires under random passing faults and one
 # restart; RSS must stay flat and no refresh may be missed (SOAK_SECONDS, SOAK_N, SOAK_SEED).

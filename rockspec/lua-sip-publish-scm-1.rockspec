@@ -45,6 +45,7 @@ build = {
     ["sip.check"] = "lua/sip/check.lua",
     ["sip.testing"] = "lua/sip/testing.lua",
     ["sip.vnet"] = "lua/sip/vnet.lua",
+    ["sip.openresty"] = "lua/sip/openresty.lua",
     ["sip.compositor"] = "lua/sip/compositor.lua",
   },
 }
