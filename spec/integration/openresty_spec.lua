@@ -78,6 +78,10 @@ http {
       local a = ngx.req.get_uri_args()
       ngx.say(require("openresty_app").publish_from_timer(a.name, a.body))
     } }
+    location = /boom { content_by_lua_block { ngx.say(require("openresty_app").boom()) } }
+    location = /deadhop { content_by_lua_block {
+      ngx.say(require("openresty_app").deadhop(tonumber(ngx.req.get_uri_args().port)))
+    } }
     location = /log { content_by_lua_block { ngx.print(require("openresty_app").log()) } }
     location = /status { content_by_lua_block { ngx.say(require("openresty_app").status()) } }
   }
@@ -190,6 +194,22 @@ describe("OpenResty driver #integration", function()
   -- while the old one removes it. Whichever request comes second gets 412 (a remove of a
   -- replaced tag; or a refresh of a removed one, which the core turns into an initial
   -- PUBLISH): either way one publication is left, the new worker's.
+  it("a handler's error goes to sip.on_error; the other handlers, the UA and the worker go on", function()
+    local worker = worker_pids()
+    assert.matches("ok", get("/boom"))
+    assert.is_true(wait_for(function() return log():match("after%-boom") ~= nil end), log())
+    assert.matches("handler%-error [^\n]*boom in handler", log())
+    assert.are.equal(worker, worker_pids())
+    assert.is_true(wait_for(function() return esc:count() == 5 end))
+  end)
+
+  it("a closed next hop fails at once (ICMP on the connected socket), not after Timer F", function()
+    assert.matches("ok", get("/deadhop?port=" .. free_port()))
+    assert.is_true(wait_for(function() return log():match("deadhop%-failed") ~= nil end, 5), log())
+    local secs = tonumber(log():match("deadhop%-failed Connection Error (%S+)"))
+    assert.is_true(secs ~= nil and secs < 1, log())
+  end)
+
   it("a reload with on_exit = 'unpublish' removes the worker's publications; the next one takes 'init' over", function()
     local old = worker_pids()
     write_conf("handover") -- for the next worker; the exiting one keeps its own setting

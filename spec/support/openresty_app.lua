@@ -71,6 +71,31 @@ function app.publish_from_timer(name, body)
   end) and "ok" or "no-timer"
 end
 
+-- GET /boom: a publication whose 'published' handler raises; the error goes to sip.on_error
+-- and the worker goes on.
+function app.boom()
+  local ctx = app.ua:publish("sip:boom@example.test", "presence", "boom", { expires = 60 })
+  ctx:on("published", function() error("boom in handler") end)
+  ctx:on("published", function() note("after-boom") end)
+  app.pubs.boom = ctx
+  return "ok"
+end
+
+-- GET /deadhop?port=P: a second UA whose proxy is a closed loopback port; the connected
+-- socket hears the ICMP refusal, so the publication fails at once (not after 32 s).
+function app.deadhop(port)
+  local ua = sip.UA.new { uri = "sip:dead@example.test", outbound_proxy = "sip:127.0.0.1:" .. port,
+                          driver = openresty.driver() }
+  local t0 = ngx.now()
+  local ctx = ua:publish("sip:dead@example.test", "presence", "x", { expires = 60 })
+  ctx:on("failed", function(_, cause)
+    ngx.update_time()
+    note("deadhop-failed", cause, ("%.1f"):format(ngx.now() - t0))
+    ua:close()
+  end)
+  return "ok"
+end
+
 function app.status()
   local s = app.driver:status()
   return ("sent=%d received=%d events=%d sockets=%d"):format(s.sent, s.received, s.events, s.sockets)
