@@ -111,7 +111,9 @@ function M.driver(opts)
     stored = setmetatable({}, { __mode = "k" }), -- context -> the etag it stored last
     stats = { sent = 0, received = 0, send_errors = 0, events = 0 },
   }, Driver)
-  local ok, err = ngx.timer.at(0, pump, d)
+  -- ngx.timer.at returns nil and an error, or raises one in a phase that has no timers
+  local called, ok, err = pcall(ngx.timer.at, 0, pump, d)
+  if not called then ok, err = nil, ok end
   if not ok then
     error("sip.openresty: cannot start the pump timer (" .. tostring(err) ..
           "): make the user agent in init_worker_by_lua*, a request handler or a timer", 2)
