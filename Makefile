@@ -162,7 +162,7 @@ fuzz-regress: fuzz-build
 # Sizes: BENCH_N, BENCH_W, BENCH_REPEAT, BENCH_MEM_N, BENCH_SCALE_N, BENCH_SCALE_SECS... (bench/README.md).
 BENCH_DEB_PACKAGES := sip-tester libsofia-sip-ua-dev valgrind
 
-.PHONY: bench bench-deps bench-build
+.PHONY: bench bench-deps bench-build bench-openresty
 
 bench-deps: deps
 	@missing=""; for p in $(BENCH_DEB_PACKAGES); do \
@@ -183,3 +183,8 @@ bench-build: bench-deps all
 
 bench: bench-build
 	SIP_BUILD=$(BUILD) BENCH_BIN=$(BUILD)/bench LUA=$(LUA) $(LUA) bench/run.lua
+
+# The OpenResty driver against the libuv driver (Lua 5.4, LuaJIT), same life, same compositor:
+# prints a table (bench/openresty/run.lua); needs nginx with its Lua module.
+bench-openresty: all luajit-module
+	$(LUA) bench/openresty/run.lua
