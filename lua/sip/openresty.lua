@@ -98,7 +98,8 @@ function M.driver(opts)
     on_exit = on_exit, exit_timeout = exit_timeout, etags = etags,
     log_level = opts.log_level or ngx.WARN,
     out = {},          -- datagrams to send: data, host, port, data, host, port...
-    events = {}, ev_head = 1, -- events to deliver: { ctx, name, response, cause }
+    events = {},       -- events to deliver (see runner)
+    runner_idle = false,
     wake = semaphore.new(), kicked = false,
     run = semaphore.new(),
     deadline = nil,    -- the core's next deadline (core ms), or nil
@@ -191,8 +192,12 @@ function Driver:event(ctx, name, response, cause)
     end
   end
   local q = self.events
-  q[#q + 1] = { ctx, name, response, cause }
-  self.run:post(1)
+  local n = #q
+  q[n + 1], q[n + 2], q[n + 3], q[n + 4] = ctx, name, response or false, cause
+  if self.runner_idle then
+    self.runner_idle = false
+    self.run:post(1)
+  end
 end
 
 -- ---- helpers for users ---------------------------------------------------------------------
@@ -315,23 +320,27 @@ local function flush(d)
 end
 
 -- The runner: delivers the events in order, each context's handlers in this light thread.
+-- The queue is flat (ctx, name, response or false, cause) and swapped out whole, so that
+-- events queued by the handlers themselves wait for the next round.
 local function runner(d)
+  local stats = d.stats
   while true do
     local q = d.events
-    local i = d.ev_head
-    if i <= #q then
-      local ev = q[i]
-      q[i] = false
-      d.ev_head = i + 1
-      if d.ev_head > 64 and d.ev_head > #q then d.events, d.ev_head = {}, 1 end
-      d.stats.events = d.stats.events + 1
-      -- emit catches a handler's error (sip.on_error, else the error log through stderr)
-      local ok, err = pcall(ev[1].emit, ev[1], ev[2], ev[3], ev[4])
-      if not ok then log(d, "event delivery failed: ", err) end
+    if #q > 0 then
+      d.events = {}
+      for i = 1, #q, 4 do
+        stats.events = stats.events + 1
+        local ctx, response = q[i], q[i + 2]
+        -- emit catches a handler's error (sip.on_error, else the error log through stderr)
+        local ok, err = pcall(ctx.emit, ctx, q[i + 1], response or nil, q[i + 3])
+        if not ok then log(d, "event delivery failed: ", err) end
+      end
     elseif d.stopped then
       return
     else
+      d.runner_idle = true
       d.run:wait(WAIT_MAX)
+      d.runner_idle = false
     end
   end
 end
@@ -393,7 +402,7 @@ pump = function(premature, d)
     d.wait_until = 0
   end
   stop(d)
-  d.run:post(1)
+  if d.runner_idle then d.run:post(1) end
   ngx.thread.wait(run) -- the events already queued are delivered before the timer ends
 end
 
