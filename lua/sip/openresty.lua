@@ -280,7 +280,10 @@ local function hop_loop(d, hop)
       local data, rerr = sock:receive()
       if data then
         stats.received = stats.received + 1
-        if d.core then d.core:_receive(data, hop.host, hop.port, "udp") end
+        if d.core then
+          local fed, err2 = pcall(d.core._receive, d.core, data, hop.host, hop.port, "udp")
+          if not fed then log(d, "receive: ", err2) end
+        end
       elseif rerr == "connection refused" then
         -- ICMP port unreachable on the connected socket: fail now, not after Timer F (32 s)
         if d.core then d.core:_dest_failed(hop.host, hop.port) end
@@ -372,31 +375,44 @@ local function stop(d)
   end
 end
 
+-- One turn of the pump: sends, deferred events, due timers. Returns true when it is over.
+local function turn(d)
+  local core = d.core
+  local now = d:now()
+  if not d.exiting and ngx.worker.exiting() then begin_exit(d, now) end
+  if d.stopped then return true end
+  flush(d)
+  if core then
+    if d.need_drain then
+      d.need_drain = false
+      core:_drain()
+    end
+    if d.deadline and d.deadline <= now then core:_tick(now) end
+    flush(d)
+  end
+  if d.closed and #d.out == 0 then return true end
+  if d.exiting and now >= d.exit_by then
+    log(d, "worker exiting: gave up waiting for the last answers")
+    return true
+  end
+  return false
+end
+
 pump = function(premature, d)
   -- premature: the worker exits before the pump ever ran; it still unpublishes below.
   local run = ngx.thread.spawn(runner, d)
   while not d.stopped do
-    local core = d.core
-    local now = d:now()
-    if not d.exiting and ngx.worker.exiting() then begin_exit(d, now) end
-    if d.stopped then break end
-    flush(d)
-    if core then
-      if d.need_drain then
-        d.need_drain = false
-        core:_drain()
-      end
-      if d.deadline and d.deadline <= now then core:_tick(now) end
-      flush(d)
+    -- A bug here must not end the pump (and with it every publication of the UA) silently.
+    local ok, over = pcall(turn, d)
+    if not ok then
+      log(d, "pump: ", over)
+      over = false
+      ngx.sleep(0.1)
     end
-    if d.closed and #d.out == 0 then break end
-    if d.exiting and now >= d.exit_by then
-      log(d, "worker exiting: gave up waiting for the last answers")
-      break
-    end
+    if over then break end
     local wait = WAIT_MAX
-    if d.deadline then wait = math.min(wait, math.max(0.001, (d.deadline - now) / 1000)) end
-    d.wait_until = now + wait * 1000
+    if d.deadline then wait = math.min(wait, math.max(0.001, (d.deadline - d:now()) / 1000)) end
+    d.wait_until = d:now() + wait * 1000
     if #d.out == 0 and not d.need_drain then d.wake:wait(wait) end
     d.kicked = false
     d.wait_until = 0
