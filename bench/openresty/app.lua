@@ -1,6 +1,7 @@
 -- bench/openresty/app.lua: GET /run?port=P&n=N&w=W runs the life on the OpenResty driver in
 -- this worker and answers "transactions failed wall_s cpu_s" (the worker's CPU, user+system,
--- from /proc/self/stat: 10 ms ticks).
+-- from /proc/self/stat: 10 ms ticks). With &idle=1: N idle publications, answering
+-- "published failed lua_bytes_per_pub rss_bytes_per_pub".
 local sip = require "sip"
 local openresty = require "sip.openresty"
 local life = require "life"
@@ -14,7 +15,36 @@ local function cpu_s()
   return (tonumber(fields[12]) + tonumber(fields[13])) / 100 -- utime, stime (after pid, comm)
 end
 
-return function(port, N, W)
+local function rss_bytes()
+  local f = io.open("/proc/self/statm")
+  local pages = tonumber(f:read("*a"):match("^%d+%s+(%d+)"))
+  f:close()
+  return pages * 4096
+end
+
+local function idle(port, N, W)
+  local sema = require("ngx.semaphore").new()
+  collectgarbage()
+  collectgarbage()
+  local ua = sip.UA.new { uri = "sip:bench@127.0.0.1", outbound_proxy = "sip:127.0.0.1:" .. port,
+                          driver = openresty.driver() }
+  local k0, r0 = collectgarbage("count"), rss_bytes()
+  local result
+  require "idle" (ua, N, W, function(published, failed)
+    ngx.sleep(6) -- Timer K frees the completed transactions
+    collectgarbage()
+    collectgarbage()
+    result = ("%d\t%d\t%.0f\t%.0f"):format(published, failed, (collectgarbage("count") - k0) * 1024 / N,
+                                            (rss_bytes() - r0) / N)
+    ua:close()
+    sema:post(1)
+  end)
+  sema:wait(300)
+  return result or "timeout"
+end
+
+return function(port, N, W, idle_mode)
+  if idle_mode then return idle(port, N, W) end
   local sema = require("ngx.semaphore").new()
   local ua = sip.UA.new { uri = "sip:bench@127.0.0.1", outbound_proxy = "sip:127.0.0.1:" .. port,
                           driver = openresty.driver() }

@@ -49,7 +49,7 @@ http {
     listen 127.0.0.1:HTTP_PORT;
     location = /run { content_by_lua_block {
       local a = ngx.req.get_uri_args()
-      ngx.say(require("app")(tonumber(a.port), tonumber(a.n), tonumber(a.w)))
+      ngx.say(require("app")(tonumber(a.port), tonumber(a.n), tonumber(a.w), a.idle))
     } }
   }
 }
@@ -74,6 +74,16 @@ for _ = 1, REPEAT do
     end
   end
 end
+-- memory per idle publication (the worker's Lua heap and RSS growth / N)
+local MEM_N = tonumber(os.getenv("BENCH_MEM_N") or "10000")
+local mem = {
+  { name = "libuv driver, Lua 5.4", cmd = runs[1].cmd:gsub(" %d+ %d+$", " " .. MEM_N .. " " .. W .. " idle") },
+  { name = "libuv driver, LuaJIT", cmd = runs[2].cmd:gsub(" %d+ %d+$", " " .. MEM_N .. " " .. W .. " idle") },
+  { name = "OpenResty driver (nginx worker)", cmd = ("curl -s -m 300 'http://127.0.0.1:%d/run?port=%s&n=%d&w=%d&idle=1'"):format(http_port, port, MEM_N, W) },
+}
+for _, m in ipairs(mem) do
+  m.lua, m.rss = sh(m.cmd .. " 2>&1"):match("^%d+%s+%d+%s+(%-?%d+)%s+(%-?%d+)")
+end
 os.execute("kill -QUIT " .. nginx_pid .. " " .. comp_pid)
 
 local function median(list, key)
@@ -92,5 +102,12 @@ for _, r in ipairs(runs) do
     local tx, wall, cpu = median(r.results, "tx"), median(r.results, "wall"), median(r.results, "cpu")
     print(("| %s | %.0f | %.1f | %d |"):format(r.name, tx / wall, cpu / tx * 1e6, median(r.results, "failed")))
   end
+end
+print()
+print(("%d idle publications (published, 6 s later, after a full collection)"):format(MEM_N))
+print("| client | Lua heap bytes per publication | RSS bytes per publication |")
+print("|---|---|---|")
+for _, m in ipairs(mem) do
+  print(("| %s | %s | %s |"):format(m.name, m.lua or "—", m.rss or "—"))
 end
 os.execute("rm -rf " .. prefix)

@@ -30,6 +30,8 @@ Driver.__index = Driver
 
 -- The pump's longest sleep (s): the worker's exit is noticed within this.
 local WAIT_MAX = 1
+-- The other light threads sleep longer: the pump wakes them when it stops.
+local IDLE_MAX = 30
 local EXIT_MODES = { unpublish = true, handover = true }
 local DRIVER_KEYS = { on_exit = true, exit_timeout = true, etags = true, log_level = true }
 
@@ -293,7 +295,7 @@ local function hop_loop(d, hop)
       end
     elseif #hop.queue == 0 then
       hop.idle = true
-      hop.sema:wait(WAIT_MAX)
+      hop.sema:wait(IDLE_MAX)
       hop.idle = false
     end
   end
@@ -342,7 +344,7 @@ local function runner(d)
       return
     else
       d.runner_idle = true
-      d.run:wait(WAIT_MAX)
+      d.run:wait(IDLE_MAX)
       d.runner_idle = false
     end
   end
