@@ -85,7 +85,7 @@ for _ = 1, REPEAT do
     end
   end
 end
-os.execute("kill -QUIT " .. nginx_pid .. " " .. comp_pid)
+os.execute("kill -QUIT " .. nginx_pid .. "; kill -TERM " .. comp_pid) -- the compositor ends on TERM/INT only
 
 local function median(list, key)
   local v = {}
