@@ -35,8 +35,8 @@ local IDLE_MAX = 30
 local EXIT_MODES = { unpublish = true, handover = true }
 local DRIVER_KEYS = { on_exit = true, exit_timeout = true, etags = true, log_level = true }
 
--- The clock: nginx's cached monotonic milliseconds (updated every loop turn), else the cached
--- wall clock. Never moves backwards.
+-- The clock: nginx's monotonic milliseconds (cached, updated every loop turn, as nginx's own
+-- timers use); a lua-resty-core without monotonic_msec gives the cached wall clock instead.
 local mono
 do
   local ok, t = pcall(require, "resty.core.time")
@@ -96,7 +96,7 @@ function M.driver(opts)
   end
   local now = clock_ms()
   local d = setmetatable({
-    clock = now, origin = now,
+    clock = now,       -- the core's clock starts here (read by the binding)
     on_exit = on_exit, exit_timeout = exit_timeout, etags = etags,
     log_level = opts.log_level or ngx.WARN,
     out = {},          -- datagrams to send: data, host, port, data, host, port...
@@ -128,6 +128,7 @@ end
 
 -- The UA's core and facade, once they exist (sip.ua calls this).
 function Driver:attach(core, ua)
+  if self.core then error("sip.openresty: a driver serves one user agent; make one per UA", 3) end
   self.core, self.ua = core, ua or false
 end
 
@@ -156,7 +157,7 @@ function Driver:send(data, host, port, transport)
 end
 
 function Driver:now()
-  return clock_ms() - self.origin + self.clock
+  return clock_ms()
 end
 
 function Driver:sync(at)
