@@ -325,10 +325,28 @@ local function flush(d)
   end
 end
 
+-- ngx.exit in a light thread of a timer ends the whole timer: the pump, with every
+-- publication of the UA. In the runners (the threads that run handlers) it raises instead,
+-- which the handler's protected call reports (sip.on_error). Installed once, for every
+-- driver; elsewhere ngx.exit is nginx's own.
+local runners = setmetatable({}, { __mode = "k" })
+local function guard_exit()
+  if rawget(ngx, "_sip_exit_guarded") then return end
+  local exit = ngx.exit
+  ngx.exit = function(...)
+    if runners[coroutine.running()] then
+      error("sip.openresty: ngx.exit in an event handler would end the user agent's timer; not done", 2)
+    end
+    return exit(...)
+  end
+  rawset(ngx, "_sip_exit_guarded", true)
+end
+
 -- The runner: delivers the events in order, each context's handlers in this light thread.
 -- The queue is flat (ctx, name, response or false, cause) and swapped out whole, so that
 -- events queued by the handlers themselves wait for the next round.
 local function runner(d)
+  runners[coroutine.running()] = true
   local stats = d.stats
   while true do
     local q = d.events
@@ -403,6 +421,7 @@ end
 
 pump = function(premature, d)
   -- premature: the worker exits before the pump ever ran; it still unpublishes below.
+  guard_exit()
   local run = ngx.thread.spawn(runner, d)
   while not d.stopped do
     -- A bug here must not end the pump (and with it every publication of the UA) silently.

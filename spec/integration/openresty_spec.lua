@@ -195,11 +195,12 @@ describe("OpenResty driver #integration", function()
   -- while the old one removes it. Whichever request comes second gets 412 (a remove of a
   -- replaced tag; or a refresh of a removed one, which the core turns into an initial
   -- PUBLISH): either way one publication is left, the new worker's.
-  it("a handler's error goes to sip.on_error; the other handlers, the UA and the worker go on", function()
+  it("a handler's error (or ngx.exit) goes to sip.on_error; the other handlers, the UA and the worker go on", function()
     local worker = worker_pids()
     assert.matches("ok", get("/boom"))
     assert.is_true(wait_for(function() return log():match("after%-boom") ~= nil end), log())
     assert.matches("handler%-error [^\n]*boom in handler", log())
+    assert.matches("handler%-error [^\n]*ngx.exit in an event handler", log())
     assert.are.equal(worker, worker_pids())
     assert.is_true(wait_for(function() return esc:count() == 5 end))
   end)
