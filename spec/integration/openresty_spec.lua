@@ -260,3 +260,60 @@ describe("OpenResty driver #integration", function()
     assert.are.equal(0, esc:count())
   end)
 end)
+
+-- Sharding: two workers, each publishing the AORs that fall to it by ngx.worker.id().
+describe("OpenResty driver, two workers #integration", function()
+  local why = missing()
+  if why then
+    pending("skipped: " .. why)
+    return
+  end
+  local prefix, master, esc
+  local repo = sh("pwd"):gsub("%s+$", "")
+
+  setup(function()
+    prefix = sh("mktemp -d /tmp/sip-openresty.XXXXXX"):gsub("%s+$", "")
+    os.execute("mkdir -p " .. prefix .. "/conf " .. prefix .. "/logs")
+    esc = sip.Compositor.new { port = 0 }
+    local conf = CONF:gsub("worker_processes 1;", "worker_processes 2;")
+                     :gsub("init_worker_by_lua_block %b{}", ([[init_worker_by_lua_block {
+    require("openresty_app").start_shard { proxy = "%s", aors = 6 }
+  }]]):format(esc:uri()))
+                     :gsub("MODULES", MODULES):gsub("REPO", repo):gsub("LUA_PATH", LUA_PATH or "")
+                     :gsub("HTTP_PORT", tostring(free_port()))
+    local f = assert(io.open(prefix .. "/conf/nginx.conf", "w"))
+    f:write(conf)
+    f:close()
+    master = sh(("cd %s && (env -u LD_PRELOAD nginx -p %s -c conf/nginx.conf > logs/stdout 2>&1 & echo $!)")
+                :format(prefix, prefix)):gsub("%s+$", "")
+  end)
+
+  teardown(function()
+    if master and os.execute("kill -0 " .. master .. " 2>/dev/null") == true then
+      os.execute("kill -TERM " .. master)
+    end
+    if esc then esc:close() end
+    if prefix and not os.getenv("SIP_KEEP") then os.execute("rm -rf " .. prefix) end
+  end)
+
+  local function wait_for(cond, timeout)
+    local deadline = socket.gettime() + (timeout or 5)
+    repeat
+      sip.run_nowait()
+      if cond() then return true end
+      socket.sleep(0.01)
+    until socket.gettime() > deadline
+    return cond()
+  end
+
+  it("publishes each AOR once, from the worker it falls to; SIGQUIT removes them all", function()
+    assert.is_true(wait_for(function() return esc:count() == 6 end, 10))
+    local bodies = {}
+    for _, p in ipairs(esc:publications()) do bodies[p.body] = (bodies[p.body] or 0) + 1 end
+    assert.same({ ["worker 0"] = 3, ["worker 1"] = 3 }, bodies)
+    os.execute("kill -QUIT " .. master)
+    assert.is_true(wait_for(function() return os.execute("kill -0 " .. master .. " 2>/dev/null") ~= true end, 10))
+    assert.are.equal(0, esc:count())
+  end)
+end)
+

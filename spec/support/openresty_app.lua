@@ -51,6 +51,20 @@ function app.start(cfg)
   app.pubs.init = attach(openresty.publish(app.ua, cfg.aor, "presence", "open-init", { expires = cfg.expires }), "init")
 end
 
+-- init_worker with several workers: each publishes the AORs that fall to it (doc/openresty.md,
+-- "Sharding across workers").
+function app.start_shard(cfg)
+  local id, n = ngx.worker.id(), ngx.worker.count()
+  app.ua = sip.UA.new { uri = "sip:gw@example.test", outbound_proxy = cfg.proxy, driver = openresty.driver() }
+  for i = 1, cfg.aors do
+    if (i - 1) % n == id then
+      local aor = ("sip:user%d@example.test"):format(i)
+      app.ua:publish(aor, "presence", "worker " .. id, { expires = 60 })
+        :on("published", function() note("shard", id, aor) end)
+    end
+  end
+end
+
 -- GET /publish?name=N&body=B[&expires=S]: a new publication (or a modify of N) from a request
 -- handler.
 function app.publish(name, body, expires)
