@@ -20,6 +20,9 @@
 --  * Nothing here calls an ngx API that needs a request: send/sync/defer/event/now may run in
 --    whatever context called into the core.
 local ngx = ngx
+if type(ngx) ~= "table" or not ngx.timer then
+  error("sip.openresty runs inside nginx (OpenResty or lua-nginx-module): no ngx here", 2)
+end
 local semaphore = require "ngx.semaphore"
 local check = require "sip.check"
 

@@ -34,6 +34,13 @@ local function with_ngx(fn)
 end
 
 describe("sip.openresty (stand-in ngx)", function()
+  it("says where it runs when loaded outside nginx", function()
+    package.loaded["sip.openresty"] = nil
+    assert.has_error(function() require "sip.openresty" end,
+      "sip.openresty runs inside nginx (OpenResty or lua-nginx-module): no ngx here")
+    package.loaded["sip.openresty"] = nil
+  end)
+
   it("checks its options", function()
     with_ngx(function(openresty)
       assert.has_error(function() openresty.driver { on_exit = "x" } end,
