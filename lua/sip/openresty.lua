@@ -283,6 +283,14 @@ local function hop_loop(d, hop)
       hop.active_until = d:now() + ACTIVE
     end
     if d:now() < hop.active_until then
+      -- While events wait for the runner, its handlers may send at once (the next request
+      -- of a publication): wait 1 ms only, so those sends do not wait for the next datagram.
+      -- (Not while a handler runs: one that sleeps would make this thread spin.)
+      local short = #d.events > 0
+      if short ~= hop.short then
+        sock:settimeout(short and 1 or RECV_SLICE)
+        hop.short = short
+      end
       local data, rerr = sock:receive()
       if data then
         stats.received = stats.received + 1
