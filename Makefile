@@ -78,7 +78,7 @@ $(BUILD)/sip-compositor: $(COMP_MAIN) $(COMP_OBJ) $(COMP_CORE_OBJ) $(HEADERS)
 # Debian packages: one list per purpose in mk/packages/ (build, test, check, luajit, fuzz,
 # bench, and one per feature switch), one install rule (mk/deps.sh) that installs what is
 # missing. `make deps` covers everything but the benchmarks; `make bench-deps` adds them.
-DEPS_FOR ?= build test lua check luajit fuzz $(FEATURE_DEPS)
+DEPS_FOR ?= build test lua check luajit openresty fuzz $(FEATURE_DEPS)
 
 deps:
 	@sh mk/deps.sh $(DEPS_FOR)
@@ -206,7 +206,7 @@ fuzz-regress: fuzz-build
 # Sizes: BENCH_N, BENCH_W, BENCH_REPEAT, BENCH_MEM_N, BENCH_SCALE_N, BENCH_SCALE_SECS... (bench/README.md).
 # Packages: mk/packages/bench.txt (`make bench-deps`, above).
 
-.PHONY: bench bench-build
+.PHONY: bench bench-build bench-openresty
 
 bench-build: bench-deps all
 	$(MAKE) --no-print-directory -f bench/bench.mk BUILD=$(BUILD) CC="$(CC)" \
@@ -214,3 +214,9 @@ bench-build: bench-deps all
 
 bench: bench-build
 	SIP_BUILD=$(BUILD) BENCH_BIN=$(BUILD)/bench LUA=$(LUA) $(LUA) bench/run.lua
+
+# The OpenResty driver against the libuv driver (Lua 5.4, LuaJIT), same life, same compositor:
+# prints a table (bench/openresty/run.lua); needs nginx with its Lua module.
+bench-openresty: all luajit-build
+	$(LUA) bench/openresty/run.lua
+

@@ -55,10 +55,12 @@ static int io_send(void *ud, const sipub_dest *dest, const char *data, size_t le
   return ok ? 0 : -1;
 }
 
-/* Calls an optional method with an integer argument (or none when arg < 0), errors reported. */
-static void call_optional(lua_drv *d, const char *name, lua_Integer arg, int with_arg)
+/* Calls an optional method with an integer argument (or none when arg < 0), errors reported,
+ * on L: the thread calling into the binding. Never on the main thread while a coroutine runs:
+ * in nginx the main thread carries a stale request context, and host APIs called there
+ * (ngx.timer.at, ngx.semaphore) would act on it. */
+static void call_optional(lua_State *L, lua_drv *d, const char *name, lua_Integer arg, int with_arg)
 {
-  lua_State *L = thread_of(d);
   if (!lua_checkstack(L, 4) || !push_method(L, d, name)) return;
   if (with_arg) {
     if (arg >= 0) lua_pushinteger(L, arg); else lua_pushnil(L);
@@ -89,13 +91,13 @@ static void sync_deadline(lua_State *L, lua_ua *u)
   lua_drv *d = u->drv;
   if (!d->has_sync) return;
   uint64_t at = sipub_ua_next_deadline(u->core);
-  call_optional(d, "sync", at == UINT64_MAX ? -1 : (lua_Integer)at, 1);
+  call_optional(L, d, "sync", at == UINT64_MAX ? -1 : (lua_Integer)at, 1);
 }
 
 static void defer(lua_State *L, lua_ua *u)
 {
   lua_drv *d = u->drv;
-  if (d->has_defer) call_optional(d, "defer", 0, 0);
+  if (d->has_defer) call_optional(L, d, "defer", 0, 0);
 }
 
 static int port(lua_ua *u)
@@ -106,7 +108,7 @@ static int port(lua_ua *u)
 static void close_drv(lua_State *L, lua_ua *u)
 {
   lua_drv *d = u->drv;
-  if (d->has_close) call_optional(d, "close", 0, 0);
+  if (d->has_close) call_optional(L, d, "close", 0, 0);
 }
 
 static void free_drv(lua_ua *u)
@@ -200,8 +202,8 @@ static int l_receive(lua_State *L)
   sipub_dest from = { host ? host : "", (int)luaL_optinteger(L, 4, 0), check_transport(L, 5) };
   lua_State *saved = lsipub_enter(L, u);
   int rc = sipub_ua_receive(u->core, sipub_ua_now(u->core), host ? &from : NULL, data, len);
-  u->cur = saved;
   lsipub_drain(L, u);
+  u->cur = saved;
   lua_pushboolean(L, rc >= 0);
   return 1;
 }
@@ -248,7 +250,10 @@ static int l_now(lua_State *L)
 static int l_drain(lua_State *L)
 {
   lua_ua *u = check_lua_driven(L);
+  lua_State *saved = u->cur; /* the drain's sends are made on this thread (see thread_of) */
+  u->cur = L;
   lsipub_drain(L, u);
+  u->cur = saved;
   return 0;
 }
 
@@ -261,8 +266,8 @@ static int l_dest_failed(lua_State *L)
   int port = (int)luaL_checkinteger(L, 3);
   lua_State *saved = lsipub_enter(L, u);
   sipub_ua_dest_failed(u->core, host, port);
-  u->cur = saved;
   lsipub_drain(L, u);
+  u->cur = saved;
   return 0;
 }
 
@@ -275,8 +280,8 @@ static int l_flow_failed(lua_State *L)
   const char *reason = luaL_optstring(L, 5, NULL);
   lua_State *saved = lsipub_enter(L, u);
   sipub_ua_flow_failed(u->core, &flow, reason);
-  u->cur = saved;
   lsipub_drain(L, u);
+  u->cur = saved;
   return 0;
 }
 

@@ -21,7 +21,7 @@ local HEADER = check.HEADER
 
 local UA_KEYS = {
   uri = true, outbound_proxy = true, user_agent = true, local_address = true,
-  local_port = true, via_host = true, transport = true, seed = true,
+  local_port = true, via_host = true, transport = true, seed = true, driver = true,
   authorizationUser = true, password = true, ha1 = true, realm = true,
 }
 local HA1_ALGORITHMS = { ["MD5"] = "ha1_md5", ["SHA-256"] = "ha1_sha256", ["SHA-512-256"] = "ha1_sha512_256" }
@@ -124,7 +124,16 @@ function UA.new(config)
   local creds = check_credentials(config, aor)
 
   local self = setmetatable({ uri = config.uri, closed = false, _core = false }, UA)
-  local net = transport == "virtual" and VNet.new() or nil
+  -- driver: a driver written in Lua (doc/api.md, "drivers"), e.g. sip.openresty's for nginx's
+  -- loop; it replaces the transport.
+  local net = config.driver
+  if net ~= nil then
+    if type(net) ~= "table" or type(net.send) ~= "function" then
+      check.fail("UA.new", "driver", "expected a driver table with a send method, got " .. check.show(net), 2)
+    end
+  elseif transport == "virtual" then
+    net = VNet.new()
+  end
   self._core = core.ua_new {
     aor = config.uri,
     proxy_host = proxy and proxy.host,
@@ -139,7 +148,7 @@ function UA.new(config)
     ha1_md5 = creds.ha1_md5, ha1_sha256 = creds.ha1_sha256, ha1_sha512_256 = creds.ha1_sha512_256,
   }
   if net then
-    net:attach(self._core)
+    if net.attach then net:attach(self._core, self) end
     self._net = net
   end
   open_uas[self] = true

@@ -111,6 +111,26 @@ describe("a Lua driver", function()
     assert.matches("boom", reported)
     assert.are.equal("Connection Error", got)
   end)
+  it("is called on the thread that calls into the core, never on the main thread meanwhile", function()
+    -- (in nginx the main thread carries a stale request context: host APIs called there crash)
+    local d = driver()
+    local seen = {}
+    local function record(what) seen[#seen + 1] = { what, coroutine.running() } end
+    function d:send(data) record("send"); self.sent[#self.sent + 1] = { data = data }; return true end
+    function d:sync() record("sync") end
+    function d:defer() record("defer") end
+    function d:event() record("event") end
+    local ua = new_ua(d)
+    local co = coroutine.create(function()
+      context(ua) -- makes the publication and sends its PUBLISH
+      ua:_drain()
+      local req = testing.parse(d.sent[1].data)
+      ua:_receive(testing.response_for(req, 200, { ["SIP-ETag"] = "e1", Expires = 60 }))
+    end)
+    assert(coroutine.resume(co))
+    assert.is_true(#seen >= 4)
+    for _, s in ipairs(seen) do assert.are.equal(co, s[2], s[1] .. " ran on another thread") end
+  end)
 end)
 
 describe("a flow failure's detail", function()
