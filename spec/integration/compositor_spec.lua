@@ -246,7 +246,7 @@ end)
 -- The program, driven by SIPp scenarios (spec/sipp/*.xml) over 127.0.0.1. SIPp runs with
 -- -nr (no retransmissions of its own: the scenarios send retransmissions by hand) and -m 1.
 local CLEAN_ENV = common.CLEAN_ENV
-local HAVE_SIPP = os.execute("command -v sipp > /dev/null 2>&1")
+local HAVE_SIPP = require("support.common").ok("command -v sipp > /dev/null 2>&1")
 HAVE_SIPP = HAVE_SIPP == true or HAVE_SIPP == 0
 
 -- A short pause for polling a program's log: one turn of the loop with a timer due.

@@ -5,12 +5,14 @@
 -- when its build is there (make luajit), LuaJIT with the 5.1 luv (luvit's pairing).
 local BUILD = os.getenv("SIP_BUILD") or "build"
 
-local function have(cmd) return os.execute(cmd .. " >/dev/null 2>&1") == true end
+local common = require "support.common"
+local function have(cmd) return common.ok(cmd .. " >/dev/null 2>&1") end
 
 local RUNTIMES = {
-  { name = "lua5.4", exe = "lua5.4", build = BUILD, ok = have("lua5.4 -e 'require\"luv\"'") },
-  { name = "luajit", exe = "luajit", build = "build/luajit",
-    ok = have("luajit -e 'require\"luv\"'") and io.open("build/luajit/sip/core.so") ~= nil },
+  -- each runtime with its own build, whichever runs the suite
+  { name = "lua5.4", exe = "lua5.4", build = not jit and BUILD or "build", ok = have("lua5.4 -e 'require\"luv\"'") },
+  { name = "luajit", exe = "luajit", build = jit and BUILD or "build/luajit",
+    ok = have("luajit -e 'require\"luv\"'") and io.open((jit and BUILD or "build/luajit") .. "/sip/core.so") ~= nil },
 }
 
 local function run(rt, body)

@@ -25,11 +25,11 @@ end
 
 local function missing()
   if not exists(CORE) then return CORE .. " is missing (make luajit-build)" end
-  if os.execute("command -v nginx >/dev/null 2>&1") ~= true then return "nginx is not installed" end
+  if not require("support.common").ok("command -v nginx >/dev/null 2>&1") then return "nginx is not installed" end
   if not exists(MODULES .. "/ngx_http_lua_module.so") then
     return "nginx's Lua module is not installed (libnginx-mod-http-lua; or set SIP_NGINX_MODULES)"
   end
-  if os.execute("command -v curl >/dev/null 2>&1") ~= true then return "curl is not installed" end
+  if not require("support.common").ok("command -v curl >/dev/null 2>&1") then return "curl is not installed" end
   return nil
 end
 
@@ -129,7 +129,7 @@ describe("OpenResty driver #integration", function()
     for _ in log():gmatch(pattern) do n = n + 1 end
     return n
   end
-  local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+  local function alive(pid) return require("support.common").ok("kill -0 " .. pid .. " 2>/dev/null") end
   local function worker_pids()
     return sh("pgrep -P " .. master):gsub("%s+$", "")
   end
@@ -289,7 +289,7 @@ describe("OpenResty driver, two workers #integration", function()
   end)
 
   teardown(function()
-    if master and os.execute("kill -0 " .. master .. " 2>/dev/null") == true then
+    if master and require("support.common").ok("kill -0 " .. master .. " 2>/dev/null") then
       os.execute("kill -TERM " .. master)
     end
     if esc then esc:close() end
@@ -312,7 +312,7 @@ describe("OpenResty driver, two workers #integration", function()
     for _, p in ipairs(esc:publications()) do bodies[p.body] = (bodies[p.body] or 0) + 1 end
     assert.same({ ["worker 0"] = 3, ["worker 1"] = 3 }, bodies)
     os.execute("kill -QUIT " .. master)
-    assert.is_true(wait_for(function() return os.execute("kill -0 " .. master .. " 2>/dev/null") ~= true end, 10))
+    assert.is_true(wait_for(function() return not require("support.common").ok("kill -0 " .. master .. " 2>/dev/null") end, 10))
     assert.are.equal(0, esc:count())
   end)
 end)

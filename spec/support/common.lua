@@ -12,6 +12,13 @@ M.BUILD = os.getenv("SIP_BUILD") or "build"
 -- (they load the module of M.BUILD, built for that interpreter): LUA overrides it.
 M.LUA = os.getenv("LUA") or (jit and "luajit") or ("lua" .. _VERSION:match("%d+%.%d+"))
 
+-- Whether a shell command succeeded: os.execute says so as true on Lua 5.2+, as 0 on Lua 5.1
+-- and LuaJIT.
+function M.ok(cmd)
+  local r = os.execute(cmd)
+  return r == true or r == 0
+end
+
 -- Prefix of a shell command for helper programs (kamailio, sqlite3, ps, sipp...): they run
 -- without the sanitizer runtime `make asan` preloads into the Lua process, under which some
 -- of them hang (ps) or fail.
