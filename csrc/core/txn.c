@@ -103,7 +103,9 @@ void txn_discard(sipub_ua *ua, txn *t)
 
 static int send_request(sipub_ua *ua, txn *t)
 {
-  return ua->io.send(ua->io.ud, &t->flow, t->req, t->req_len);
+  int rc = ua->io.send(ua->io.ud, &t->flow, t->req, t->req_len);
+  if (ua->trace) trace_sent(ua, t, rc);
+  return rc;
 }
 
 /* Why a send failed, for the event's detail (the driver's send() gives no reason). */
@@ -354,31 +356,53 @@ static response_ref *response_copy(msg_response *mr, const char *data)
 /* Match first: a message that belongs to no live transaction costs one pass over its line
  * starts, never a parse (libosip2's cost grows with the square of the header count, and an
  * off-path sender knows no branch). What it reads is only a candidate: the parse decides. */
-static int prematch(sipub_ua *ua, const char *data, size_t len)
+static match_result prematch(sipub_ua *ua, const char *data, size_t len, msg_ids *ids, txn **tp)
 {
-  msg_ids ids;
-  if (msg_peek_ids(data, len, &ids) != 0) return 0;
-  txn *t = find(ua, ids.branch);
-  /* Completed: a retransmitted final, absorbed here; waiting: nothing was sent yet. */
-  if (!t || t->state == TX_COMPLETED || t->state == TX_WAITING) return 0;
-  if (ids.has_cseq && ids.cseq != t->cseq) return 0;
-  if (ids.call_id && (!t->call_id || strlen(t->call_id) != ids.call_id_len ||
-                      memcmp(t->call_id, ids.call_id, ids.call_id_len) != 0))
-    return 0;
-  return 1;
+  if (msg_peek_ids(data, len, ids) != 0) return MATCH_UNREAD;
+  txn *t = *tp = find(ua, ids->branch);
+  if (!t) return MATCH_NO_TXN;
+  if (t->state == TX_COMPLETED) return MATCH_COMPLETED; /* a retransmitted final: absorbed */
+  if (t->state == TX_WAITING) return MATCH_NOT_SENT;
+  if (ids->has_cseq && ids->cseq != t->cseq) return MATCH_CSEQ;
+  if (ids->call_id && (!t->call_id || strlen(t->call_id) != ids->call_id_len ||
+                       memcmp(t->call_id, ids->call_id, ids->call_id_len) != 0))
+    return MATCH_CALL_ID;
+  return MATCH_OK;
 }
 
-void txn_receive(sipub_ua *ua, const char *data, size_t len)
+/* The full parse's verdict on a candidate (t: the transaction of its branch, or NULL). */
+static match_result match_parsed(const msg_response *mr, const txn *t)
+{
+  if (!t) return MATCH_NO_TXN;
+  if (!mr->cseq_publish || mr->cseq != t->cseq) return MATCH_CSEQ;
+  if (t->state == TX_COMPLETED) return MATCH_COMPLETED;
+  if (!t->call_id || strcmp(mr->call_id, t->call_id) != 0) return MATCH_CALL_ID;
+  return MATCH_OK;
+}
+
+void txn_receive(sipub_ua *ua, const sipub_dest *from, const char *data, size_t len)
 {
   msg_response mr;
-  if (!prematch(ua, data, len)) return;
-  if (msg_parse_response(data, len, &mr) != 0) return;
-  txn *t = mr.branch_ours ? find(ua, mr.branch) : NULL;
-  if (!t || !mr.cseq_publish || mr.cseq != t->cseq) goto done;
-  if (t->state == TX_COMPLETED) goto done; /* a retransmitted final: absorbed */
-  if (!t->call_id || strcmp(mr.call_id, t->call_id) != 0) goto done;
+  msg_ids ids;
+  txn *t = NULL;
+  match_result why = prematch(ua, data, len, &ids, &t);
+  if (why != MATCH_OK) {
+    if (ua->trace) trace_unmatched(ua, from, data, len, why, ids.branch, t);
+    return;
+  }
+  if (msg_parse_response(data, len, &mr) != 0) {
+    if (ua->trace) trace_unmatched(ua, from, data, len, MATCH_UNPARSED, ids.branch, t);
+    return;
+  }
+  t = mr.branch_ours ? find(ua, mr.branch) : NULL;
+  why = match_parsed(&mr, t);
+  if (why != MATCH_OK) {
+    if (ua->trace) trace_unmatched(ua, from, data, len, why, mr.branch, t);
+    goto done;
+  }
 
   ua->answers++; /* the next hop is alive */
+  if (ua->trace) trace_received(ua, t, from, data, len);
   response_ref *resp = response_copy(&mr, data);
   if (!resp) goto done;
   const txn_ops *ops = t->ops;
