@@ -92,9 +92,10 @@ struct txn {
   uint64_t started;  /* first transmission: the server's interval starts no earlier */
   uint64_t e_at, f_at;
   unsigned e_interval;
+  unsigned nsent;    /* transmissions so far, counted only when traced (trace.c); it fills
+                      * the hole before req: the struct keeps its size */
   char *req;
   size_t req_len;
-  unsigned nsent;    /* transmissions so far, counted only when traced (trace.c) */
 };
 
 /* What a finished request was: its operation, the Expires it carried, its first sending. */

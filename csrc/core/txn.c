@@ -356,48 +356,57 @@ static response_ref *response_copy(msg_response *mr, const char *data)
 /* Match first: a message that belongs to no live transaction costs one pass over its line
  * starts, never a parse (libosip2's cost grows with the square of the header count, and an
  * off-path sender knows no branch). What it reads is only a candidate: the parse decides. */
-static match_result prematch(sipub_ua *ua, const char *data, size_t len, msg_ids *ids, txn **tp)
+static int prematch(sipub_ua *ua, const char *data, size_t len)
 {
-  if (msg_peek_ids(data, len, ids) != 0) return MATCH_UNREAD;
-  txn *t = *tp = find(ua, ids->branch);
-  if (!t) return MATCH_NO_TXN;
-  if (t->state == TX_COMPLETED) return MATCH_COMPLETED; /* a retransmitted final: absorbed */
-  if (t->state == TX_WAITING) return MATCH_NOT_SENT;
-  if (ids->has_cseq && ids->cseq != t->cseq) return MATCH_CSEQ;
-  if (ids->call_id && (!t->call_id || strlen(t->call_id) != ids->call_id_len ||
-                       memcmp(t->call_id, ids->call_id, ids->call_id_len) != 0))
-    return MATCH_CALL_ID;
-  return MATCH_OK;
+  msg_ids ids;
+  if (msg_peek_ids(data, len, &ids) != 0) return 0;
+  txn *t = find(ua, ids.branch);
+  /* Completed: a retransmitted final, absorbed here; waiting: nothing was sent yet. */
+  if (!t || t->state == TX_COMPLETED || t->state == TX_WAITING) return 0;
+  if (ids.has_cseq && ids.cseq != t->cseq) return 0;
+  if (ids.call_id && (!t->call_id || strlen(t->call_id) != ids.call_id_len ||
+                      memcmp(t->call_id, ids.call_id, ids.call_id_len) != 0))
+    return 0;
+  return 1;
 }
 
-/* The full parse's verdict on a candidate (t: the transaction of its branch, or NULL). */
-static match_result match_parsed(const msg_response *mr, const txn *t)
+/* For the trace only (the matching above stays as lean as without one): why a response was
+ * dropped, by the cheap read (mr NULL), or by the parse (mr: its result, or NULL with
+ * parsed set when the parse refused it). */
+static void trace_drop(sipub_ua *ua, const sipub_dest *from, const char *data, size_t len,
+                       const msg_response *mr, int parse_failed)
 {
-  if (!t) return MATCH_NO_TXN;
-  if (!mr->cseq_publish || mr->cseq != t->cseq) return MATCH_CSEQ;
-  if (t->state == TX_COMPLETED) return MATCH_COMPLETED;
-  if (!t->call_id || strcmp(mr->call_id, t->call_id) != 0) return MATCH_CALL_ID;
-  return MATCH_OK;
+  msg_ids ids;
+  match_result why;
+  int read = msg_peek_ids(data, len, &ids) == 0;
+  uint64_t branch = mr ? mr->branch : ids.branch;
+  txn *t = mr ? (mr->branch_ours ? find(ua, mr->branch) : NULL) : read ? find(ua, ids.branch) : NULL;
+  if (parse_failed) why = MATCH_UNPARSED;
+  else if (!mr && !read) why = MATCH_UNREAD;
+  else if (!t) why = MATCH_NO_TXN;
+  else if (t->state == TX_COMPLETED) why = MATCH_COMPLETED;
+  else if (t->state == TX_WAITING) why = MATCH_NOT_SENT;
+  else if (mr ? !mr->cseq_publish || mr->cseq != t->cseq : ids.has_cseq && ids.cseq != t->cseq)
+    why = MATCH_CSEQ;
+  else why = MATCH_CALL_ID;
+  trace_unmatched(ua, from, data, len, why, branch, t);
 }
 
 void txn_receive(sipub_ua *ua, const sipub_dest *from, const char *data, size_t len)
 {
   msg_response mr;
-  msg_ids ids;
-  txn *t = NULL;
-  match_result why = prematch(ua, data, len, &ids, &t);
-  if (why != MATCH_OK) {
-    if (ua->trace) trace_unmatched(ua, from, data, len, why, ids.branch, t);
+  if (!prematch(ua, data, len)) {
+    if (ua->trace) trace_drop(ua, from, data, len, NULL, 0);
     return;
   }
   if (msg_parse_response(data, len, &mr) != 0) {
-    if (ua->trace) trace_unmatched(ua, from, data, len, MATCH_UNPARSED, ids.branch, t);
+    if (ua->trace) trace_drop(ua, from, data, len, NULL, 1);
     return;
   }
-  t = mr.branch_ours ? find(ua, mr.branch) : NULL;
-  why = match_parsed(&mr, t);
-  if (why != MATCH_OK) {
-    if (ua->trace) trace_unmatched(ua, from, data, len, why, mr.branch, t);
+  txn *t = mr.branch_ours ? find(ua, mr.branch) : NULL;
+  if (!t || !mr.cseq_publish || mr.cseq != t->cseq || t->state == TX_COMPLETED || /* absorbed */
+      !t->call_id || strcmp(mr.call_id, t->call_id) != 0) {
+    if (ua->trace) trace_drop(ua, from, data, len, &mr, 0);
     goto done;
   }
 
