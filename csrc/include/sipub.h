@@ -310,7 +310,8 @@ uint64_t sipub_ua_now(const sipub_ua *ua);
  * port as the driver names it). from NULL or UDP: data is one datagram. TCP/TLS: data is the
  * next piece of a byte stream; the core frames messages across reads (one buffer per flow)
  * and skips the CRLF keep-alives of RFC 5626 between them. Malformed or unmatched messages
- * are dropped silently. Returns 0, or a negative value when the stream cannot be framed any
+ * are dropped (the trace, when set, says which and why; it is also where from's host and
+ * port show: a UDP datagram's source may be given, or from left NULL). Returns 0, or a negative value when the stream cannot be framed any
  * more (a bad or missing Content-Length, a message over SIPUB_FRAME_MAX): the flow's buffer
  * is dropped, its transactions failed, and the driver must close the connection. */
 int sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const sipub_dest *from, const char *data,
