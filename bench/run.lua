@@ -431,18 +431,21 @@ end
 
 local function callgrind_core()
   local out = {}
-  for _, mode in ipairs { "refresh", "life" } do
-    local k = mode == "refresh" and cfg.CORE_K or cfg.LIFE_K
+  -- traced-refresh: refresh with a message trace set (a C callback that counts), the trace's cost
+  for _, mode in ipairs { "refresh", "life", "traced-refresh" } do
+    local k = mode == "life" and cfg.LIFE_K or cfg.CORE_K
     log("instructions: callgrind, %s, K = %d", mode, k)
     local file = TMP .. "/callgrind." .. mode
     os.remove(file)
     local text = sh(cmdline { "timeout", tostring(cfg.LIMIT), "valgrind", "--tool=callgrind",
                               "--callgrind-out-file=" .. file,
-                              "--toggle-collect=run_" .. mode, "--toggle-collect=inmem_reply*",
+                              "--toggle-collect=run_" .. mode:gsub("^traced%-", ""),
+                              "--toggle-collect=inmem_reply*",
                               B .. "/core_roundtrip", mode, tostring(k) })
     local r = results(text).core_rt or {}
     local total = callgrind_total(file)
-    local counts = results(sh(cmdline { B .. "/core_roundtrip_count", mode, tostring(k) })).core_allocs or {}
+    local counts = mode == "traced-refresh" and {}
+                   or results(sh(cmdline { B .. "/core_roundtrip_count", mode, tostring(k) })).core_allocs or {}
     out[mode] = { tx = r.tx or 0, ir = total, per_tx = (r.tx or 0) > 0 and total / r.tx or 0, res = r,
                   allocs = counts, incl = annotate(file, true), self = annotate(file, false) }
   end
@@ -722,6 +725,14 @@ local function report(mach, tp, mem, sc, cg, prof, elapsed)
         tostring(c.res.resp_bytes or "?")))
     end
     w()
+    local tr = cg["traced-refresh"]
+    if tr and tr.per_tx > 0 then
+      w(("The message trace (`sipub_config.trace`): unset it costs a NULL test per message sent or " ..
+         "received (the *refresh* row above); set to a C callback that counts, %s Ir per round trip " ..
+         "(%+d: two records, a request sent and its response received)."):format(commas(tr.per_tx),
+         math.floor(tr.per_tx - cg.refresh.per_tx + 0.5)))
+      w()
+    end
     local a = cg.refresh.allocs
     if a.request then
       w(("Allocations per *refresh* round trip by phase: request (build + send) %s, response (parse, " ..

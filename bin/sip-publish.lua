@@ -23,6 +23,12 @@ options:
   --etag TAG             resume the state an earlier run left (refresh with this entity-tag)
   --once                 publish, wait for the answer, print the entity-tag and exit,
                          leaving the state in place (resume it later with --etag)
+  --trace                print every SIP message to standard error as it is sent (-->),
+                         received (<--) or dropped (x--, with the reason): a header line
+                         with the time, the remote flow (udp:HOST:PORT) and a note
+                         ("retransmission 2"), then the message as on the wire. The
+                         password and HA1 never appear (an Authorization header shows the
+                         digest response, as sent)
   --help                 this text
 
 Each event is printed on one line with the time. Exit status: 0 done (state removed, or
@@ -56,6 +62,8 @@ local function parse_args(argv)
       os.exit(0)
     elseif a == "--once" then
       o.once = true
+    elseif a == "--trace" then
+      o.trace = true
     elseif a == "--header" then
       i = i + 1
       if not argv[i] then die(2, "--header needs a value (\"Name: value\")") end
@@ -111,6 +119,16 @@ local function line(fmt, ...)
   io.flush()
 end
 
+-- --trace: one block per message on stderr, like sngrep's message view.
+local ARROWS = { sent = "-->", received = "<--", dropped = "x--" }
+local function trace(direction, text, remote, note, _, reason)
+  if status_shown then io.stdout:write("\r\27[K"); io.stdout:flush(); status_shown = false end
+  local head = ("%s %s %s %s"):format(stamp(), ARROWS[direction] or direction, direction, remote or "?")
+  if reason then head = head .. " (" .. reason .. (note and ": " .. note or "") .. ")"
+  elseif note then head = head .. " (" .. note .. ")" end
+  io.stderr:write(head, "\n", text, text:sub(-1) == "\n" and "" or "\n", "\n")
+end
+
 local function status(fmt, ...)
   if not tty then return end
   io.write("\r\27[K", fmt:format(...))
@@ -128,6 +146,7 @@ local function main(argv)
   if o.user then config.authorizationUser = o.user end
   if o.password then config.password = o.password end
   if o.ha1 then config.ha1 = o.ha1 end
+  if o.trace then config.trace = trace end
   local ok, ua = pcall(sip.UA.new, config)
   if not ok then die(2, "%s", tostring(ua):gsub("^.-bad argument", "bad argument")) end
 

@@ -261,6 +261,21 @@ static sipub_pub *new_pub(const char *target, int expires, int unpublish_on_clos
 #define HDRS "Via: $V\r\nFrom: $F\r\nTo: $T;tag=srv\r\nCall-ID: $I\r\nCSeq: $C\r\n"
 #define OK_ETAG(tag) "SIP/2.0 200 OK\r\n" HDRS "SIP-ETag: " tag "\r\nExpires: 60\r\nContent-Length: 0\r\n\r\n"
 
+/* The message trace is on: every record's bytes and note are read (an overread shows under
+ * the sanitizers) and its fields are checked. */
+static volatile unsigned trace_sum;
+static void fuzz_trace(void *ud, const sipub_trace *t)
+{
+  (void)ud;
+  unsigned sum = 0;
+  for (size_t i = 0; i < t->len; i++) sum += (unsigned char)t->data[i];
+  if (t->note) sum += (unsigned)strlen(t->note);
+  if (t->flow) sum += (unsigned)strlen(t->flow->host);
+  if ((t->direction == SIPUB_TRACE_DROPPED) != (t->drop != SIPUB_DROP_NONE)) abort();
+  if (t->drop < 0 || t->drop >= SIPUB_DROP_COUNT || !*sipub_drop_name(t->drop) != !t->drop) abort();
+  trace_sum += sum;
+}
+
 /* Twelve publications, one per state worth reaching. */
 static void setup(void)
 {
@@ -268,6 +283,7 @@ static void setup(void)
     .aor = "sip:alice@example.com", .proxy_host = "127.0.0.1", .proxy_port = 5060,
     .via_host = "127.0.0.1", .via_port = 5062, .user_agent = "fuzz", .seed = 42,
     .auth_user = "alice", .password = "secret", /* 401/407 challenges are answered */
+    .trace = fuzz_trace,
   };
   sipub_io io = { NULL, fake_send, NULL };
   now = 1000;

@@ -26,7 +26,7 @@ CORE_SRC := csrc/core/ua.c csrc/core/pub.c csrc/core/publish.c csrc/core/txn.c c
             csrc/core/auth.c csrc/core/check.c csrc/core/route.c csrc/core/osip.c \
             csrc/core/causes.c csrc/core/digest.c csrc/core/msg_util.c csrc/core/msg_build.c \
             csrc/core/msg_template.c csrc/core/msg_parse.c csrc/core/msg_scan.c \
-            csrc/core/frame.c csrc/core/flow.c csrc/core/resolve.c
+            csrc/core/frame.c csrc/core/flow.c csrc/core/resolve.c csrc/core/trace.c
 UV_SRC   := csrc/drivers/uv/uv_driver.c csrc/drivers/uv/uv_udp.c csrc/drivers/uv/uv_dns.c
 LUA_SRC  := csrc/lua/lsipub.c csrc/lua/lloop.c csrc/lua/lua_ua.c csrc/lua/lua_pub.c \
             csrc/lua/ldrv_lua.c csrc/lua/ldrv_uv.c csrc/lua/lcompositor.c

@@ -92,6 +92,8 @@ struct txn {
   uint64_t started;  /* first transmission: the server's interval starts no earlier */
   uint64_t e_at, f_at;
   unsigned e_interval;
+  unsigned nsent;    /* transmissions so far, counted only when traced (trace.c); it fills
+                      * the hole before req: the struct keeps its size */
   char *req;
   size_t req_len;
 };
@@ -195,6 +197,8 @@ struct sipub_ua {
   queued_event current; /* the event last handed out by poll */
   struct stream_buf *streams; /* partial messages of stream flows (flow.c) */
   struct rname *names;   /* names asked of io.resolve and their answers (resolve.c) */
+  void (*trace)(void *ud, const sipub_trace *t); /* the message trace, or NULL (trace.c) */
+  void *trace_ud;
   uint32_t last_query;
 };
 
@@ -232,8 +236,8 @@ void txn_flow_failed(sipub_ua *ua, const sipub_dest *flow, const char *cause, co
 void txn_send_first(sipub_ua *ua, txn *t);
 /* t ends without a response: the owner hears cause and detail. */
 void txn_fail(sipub_ua *ua, txn *t, const char *cause, const char *detail);
-/* One framed response from the network. */
-void txn_receive(sipub_ua *ua, const char *data, size_t len);
+/* One framed response from the network, over the flow from (NULL: not named). */
+void txn_receive(sipub_ua *ua, const sipub_dest *from, const char *data, size_t len);
 /* Starts waiting transactions while the window has room (at a safe point: no owner's
  * callback is running). */
 void txn_pump(sipub_ua *ua);
@@ -263,6 +267,32 @@ int check_split_extra(sipub_pub *p, const char *const *lines);
 /* route.c */
 /* Where p's requests go, from its target's parse: the outbound proxy, else its host and port. */
 int route_set_dest(sipub_pub *p, struct osip_uri *target);
+
+/* trace.c — each is called only when ua->trace is set: the caller tests it, so that a UA
+ * without a trace pays one NULL check per message. */
+/* Why txn_receive did not match a response (0: it did). */
+typedef enum {
+  MATCH_OK = 0,
+  MATCH_UNREAD,     /* the cheap read found no branch of ours (or no response at all) */
+  MATCH_UNPARSED,   /* the full parse refused it */
+  MATCH_NO_TXN,     /* no transaction has its branch */
+  MATCH_NOT_SENT,   /* the transaction waits behind the window: nothing sent yet */
+  MATCH_COMPLETED,  /* a final response again */
+  MATCH_CSEQ,       /* CSeq number or method differs */
+  MATCH_CALL_ID     /* Call-ID differs */
+} match_result;
+/* t's request was handed to io.send(), which returned rc (non-zero: refused). */
+void trace_sent(sipub_ua *ua, txn *t, int rc);
+/* A response matched t. */
+void trace_received(sipub_ua *ua, const txn *t, const sipub_dest *from, const char *data,
+                    size_t len);
+/* A response that matched nothing (why; branch: its top Via's branch when read; t: the
+ * transaction of that branch, or NULL). */
+void trace_unmatched(sipub_ua *ua, const sipub_dest *from, const char *data, size_t len,
+                     match_result why, uint64_t branch, const txn *t);
+/* Bytes of a stream flow that cannot be framed (note: why, in words). */
+void trace_dropped(sipub_ua *ua, const sipub_dest *from, const char *data, size_t len, int drop,
+                   const char *note);
 
 /* flow.c */
 void flow_free_all(sipub_ua *ua);

@@ -65,7 +65,8 @@ static size_t skip_crlf(const char *d, size_t len)
 
 /* Delivers the whole messages at the start of d; returns the bytes used (a partial message
  * stays, its length in *need when known), or -1 on a framing error. */
-static long deliver_messages(sipub_ua *ua, const char *d, size_t len, size_t *need)
+static long deliver_messages(sipub_ua *ua, const sipub_dest *from, const char *d, size_t len,
+                             size_t *need)
 {
   size_t used = 0;
   *need = 0;
@@ -79,15 +80,18 @@ static long deliver_messages(sipub_ua *ua, const char *d, size_t len, size_t *ne
       return (long)used;
     }
     if (r != SIPUB_FRAME_COMPLETE) return -1;
-    txn_receive(ua, d + used, f.msg_len);
+    txn_receive(ua, from, d + used, f.msg_len);
     used += f.msg_len;
   }
 }
 
-static void stream_error(sipub_ua *ua, const sipub_dest *from, const char *why)
+/* The flow fails; the bytes that could not be framed (data, len) are traced as dropped. */
+static void stream_error(sipub_ua *ua, const sipub_dest *from, const char *why, const char *data,
+                         size_t len)
 {
   char detail[160];
   snprintf(detail, sizeof detail, "%s from %.64s:%d", why, from->host, from->port);
+  if (ua->trace) trace_dropped(ua, from, data, len, SIPUB_DROP_FRAMING, detail);
   sipub_ua_flow_failed(ua, from, detail);
 }
 
@@ -114,8 +118,10 @@ static int receive_stream(sipub_ua *ua, const sipub_dest *from, const char *data
 {
   stream_buf *s = *find_stream(ua, from);
   size_t need = 0;
+  const char *bad = data; /* where framing stands: the read, or the flow's buffer */
+  size_t bad_len = len;
   if (!s) {
-    long used = deliver_messages(ua, data, len, &need);
+    long used = deliver_messages(ua, from, data, len, &need);
     if (used < 0) goto unframeable;
     data += used;
     len -= (size_t)used;
@@ -136,18 +142,22 @@ static int receive_stream(sipub_ua *ua, const sipub_dest *from, const char *data
   memcpy(s->data + s->len, data, len);
   s->len += len;
   if (s->len < s->need) return 0; /* a body still coming: not framed again until it is in */
-  long used = deliver_messages(ua, s->data, s->len, &s->need);
-  if (used < 0) goto unframeable;
+  long used = deliver_messages(ua, from, s->data, s->len, &s->need);
+  if (used < 0) {
+    bad = s->data;
+    bad_len = s->len;
+    goto unframeable;
+  }
   memmove(s->data, s->data + used, s->len - (size_t)used);
   s->len -= (size_t)used;
   if (!s->len) /* a flow keeps a buffer only while a message is cut: many flows cost nothing */
     flow_drop(ua, from);
   return 0;
 unframeable:
-  stream_error(ua, from, "unframeable message");
+  stream_error(ua, from, "unframeable message", bad, bad_len);
   return -1;
 no_memory:
-  stream_error(ua, from, "out of memory for a message");
+  stream_error(ua, from, "out of memory for a message", data, len);
   return -1;
 }
 
@@ -156,7 +166,7 @@ int sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const sipub_dest *from, cons
 {
   if (now_ms > ua->now) ua->now = now_ms;
   if (!from || from->tp == SIPUB_TP_UDP || !from->host) {
-    txn_receive(ua, data, len);
+    txn_receive(ua, from, data, len);
     return 0;
   }
   return receive_stream(ua, from, data, len);

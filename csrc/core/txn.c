@@ -103,7 +103,9 @@ void txn_discard(sipub_ua *ua, txn *t)
 
 static int send_request(sipub_ua *ua, txn *t)
 {
-  return ua->io.send(ua->io.ud, &t->flow, t->req, t->req_len);
+  int rc = ua->io.send(ua->io.ud, &t->flow, t->req, t->req_len);
+  if (ua->trace) trace_sent(ua, t, rc);
+  return rc;
 }
 
 /* Why a send failed, for the event's detail (the driver's send() gives no reason). */
@@ -368,17 +370,48 @@ static int prematch(sipub_ua *ua, const char *data, size_t len)
   return 1;
 }
 
-void txn_receive(sipub_ua *ua, const char *data, size_t len)
+/* For the trace only (the matching above stays as lean as without one): why a response was
+ * dropped, by the cheap read (mr NULL), or by the parse (mr: its result, or NULL with
+ * parsed set when the parse refused it). */
+static void trace_drop(sipub_ua *ua, const sipub_dest *from, const char *data, size_t len,
+                       const msg_response *mr, int parse_failed)
+{
+  msg_ids ids;
+  match_result why;
+  int read = msg_peek_ids(data, len, &ids) == 0;
+  uint64_t branch = mr ? mr->branch : ids.branch;
+  txn *t = mr ? (mr->branch_ours ? find(ua, mr->branch) : NULL) : read ? find(ua, ids.branch) : NULL;
+  if (parse_failed) why = MATCH_UNPARSED;
+  else if (!mr && !read) why = MATCH_UNREAD;
+  else if (!t) why = MATCH_NO_TXN;
+  else if (t->state == TX_COMPLETED) why = MATCH_COMPLETED;
+  else if (t->state == TX_WAITING) why = MATCH_NOT_SENT;
+  else if (mr ? !mr->cseq_publish || mr->cseq != t->cseq : ids.has_cseq && ids.cseq != t->cseq)
+    why = MATCH_CSEQ;
+  else why = MATCH_CALL_ID;
+  trace_unmatched(ua, from, data, len, why, branch, t);
+}
+
+void txn_receive(sipub_ua *ua, const sipub_dest *from, const char *data, size_t len)
 {
   msg_response mr;
-  if (!prematch(ua, data, len)) return;
-  if (msg_parse_response(data, len, &mr) != 0) return;
+  if (!prematch(ua, data, len)) {
+    if (ua->trace) trace_drop(ua, from, data, len, NULL, 0);
+    return;
+  }
+  if (msg_parse_response(data, len, &mr) != 0) {
+    if (ua->trace) trace_drop(ua, from, data, len, NULL, 1);
+    return;
+  }
   txn *t = mr.branch_ours ? find(ua, mr.branch) : NULL;
-  if (!t || !mr.cseq_publish || mr.cseq != t->cseq) goto done;
-  if (t->state == TX_COMPLETED) goto done; /* a retransmitted final: absorbed */
-  if (!t->call_id || strcmp(mr.call_id, t->call_id) != 0) goto done;
+  if (!t || !mr.cseq_publish || mr.cseq != t->cseq || t->state == TX_COMPLETED || /* absorbed */
+      !t->call_id || strcmp(mr.call_id, t->call_id) != 0) {
+    if (ua->trace) trace_drop(ua, from, data, len, &mr, 0);
+    goto done;
+  }
 
   ua->answers++; /* the next hop is alive */
+  if (ua->trace) trace_received(ua, t, from, data, len);
   response_ref *resp = response_copy(&mr, data);
   if (!resp) goto done;
   const txn_ops *ops = t->ops;

@@ -159,6 +159,8 @@ sipub_ua *sipub_ua_new(const sipub_config *cfg, const sipub_io *io, uint64_t now
   ua->via_port = cfg->via_port;
   ua->user_agent = msg_strdup(cfg->user_agent);
   ua->transport = cfg->transport;
+  ua->trace = cfg->trace;
+  ua->trace_ud = cfg->trace_ud;
   ua->t1 = cfg->t1_ms ? cfg->t1_ms : 500;
   ua->t2 = cfg->t2_ms ? cfg->t2_ms : 4000;
   ua->t4 = cfg->t4_ms ? cfg->t4_ms : 5000;

@@ -95,6 +95,50 @@ typedef struct sipub_frame {
 } sipub_frame;
 int sipub_frame_message(const char *data, size_t len, sipub_frame *out);
 
+/* ---- message trace ----------------------------------------------------------------------
+ * An optional callback (sipub_config.trace) that sees every request the core sends (its first
+ * transmission and each retransmission), every response received that matched a transaction,
+ * and every message dropped, with the reason: what an engineer reads like sngrep. The bytes
+ * are those on the wire; digest secrets are never in them (an Authorization header carries a
+ * response, not the password or HA1), nor in the notes. Unset, it costs one NULL check per
+ * message. The callback must not call the core: it runs in the middle of a send or receive. */
+typedef enum sipub_trace_dir {
+  SIPUB_TRACE_SENT = 0, /* a request handed to the network */
+  SIPUB_TRACE_RECEIVED, /* a response that matched its transaction */
+  SIPUB_TRACE_DROPPED   /* a message dropped (received, or a send the transport refused) */
+} sipub_trace_dir;
+
+/* Why a message was dropped (sipub_trace.drop); sipub_drop_name() names each. */
+typedef enum sipub_drop {
+  SIPUB_DROP_NONE = 0,
+  SIPUB_DROP_UNPARSEABLE,       /* not a SIP response, or libosip2 cannot read it */
+  SIPUB_DROP_TOO_LARGE,         /* over the size limit (65535 bytes) */
+  SIPUB_DROP_TOO_MANY_HEADERS,  /* over the header line limit (128) */
+  SIPUB_DROP_NO_TRANSACTION,    /* no transaction matches its top Via branch */
+  SIPUB_DROP_MISMATCH,          /* the branch matches, its CSeq or Call-ID does not */
+  SIPUB_DROP_RETRANSMITTED_FINAL, /* a final response again: absorbed (Timer K) */
+  SIPUB_DROP_FRAMING,           /* a stream that cannot be framed (Content-Length) */
+  SIPUB_DROP_SEND_REFUSED,      /* a request the transport refused to send */
+  SIPUB_DROP_COUNT
+} sipub_drop;
+
+typedef struct sipub_trace {
+  sipub_trace_dir direction;
+  int drop;                /* sipub_drop: why, when direction is SIPUB_TRACE_DROPPED; else 0 */
+  unsigned retransmission; /* a request sent: 0 for its first transmission, n for the nth
+                            * retransmission (Timer E) */
+  const sipub_dest *flow;  /* where a request went, where a message came from; NULL when
+                            * the driver did not name the source of a dropped datagram */
+  const char *data;        /* the message's bytes (not NUL-terminated) */
+  size_t len;
+  const char *note;        /* words on it ("retransmission 2", "no transaction matches
+                            * branch z9hG4bK..."), or NULL */
+  uint64_t time_ms;        /* the core's clock */
+} sipub_trace;
+
+/* A short name of a drop reason ("unparseable", "no transaction"...): "" for none. */
+const char *sipub_drop_name(int drop);
+
 typedef struct sipub_config {
   const char *aor;        /* the UA's address of record (From) */
   const char *proxy_host; /* outbound proxy, or NULL: the target URI's host */
@@ -110,6 +154,9 @@ typedef struct sipub_config {
   const char *password;    /* or, instead, precomputed H(user:realm:password) per hash: */
   const char *ha1_md5, *ha1_sha256, *ha1_sha512_256;
   const char *realm;       /* answer only challenges of this realm, or NULL */
+  /* The message trace (see sipub_trace), or NULL: none. Called with trace_ud. */
+  void (*trace)(void *ud, const sipub_trace *t);
+  void *trace_ud;
 } sipub_config;
 
 typedef enum sipub_event_kind {
@@ -250,6 +297,9 @@ sipub_ua *sipub_ua_new(const sipub_config *cfg, const sipub_io *io, uint64_t now
 int sipub_config_check(const sipub_config *cfg, sipub_input_error *bad);
 /* Frees everything without sending anything. */
 void sipub_ua_free(sipub_ua *ua);
+/* True when the UA has a trace callback: a driver may then name the source of each datagram
+ * it hands to sipub_ua_receive() (which costs it the formatting of an address). */
+int sipub_ua_tracing(const sipub_ua *ua);
 
 /* The current time in ms (any monotonic origin). Call before user calls so that their
  * timers start from the right instant; receive() and tick() take the time themselves. */
@@ -260,7 +310,8 @@ uint64_t sipub_ua_now(const sipub_ua *ua);
  * port as the driver names it). from NULL or UDP: data is one datagram. TCP/TLS: data is the
  * next piece of a byte stream; the core frames messages across reads (one buffer per flow)
  * and skips the CRLF keep-alives of RFC 5626 between them. Malformed or unmatched messages
- * are dropped silently. Returns 0, or a negative value when the stream cannot be framed any
+ * are dropped (the trace, when set, says which and why; it is also where from's host and
+ * port show: a UDP datagram's source may be given, or from left NULL). Returns 0, or a negative value when the stream cannot be framed any
  * more (a bad or missing Content-Length, a message over SIPUB_FRAME_MAX): the flow's buffer
  * is dropped, its transactions failed, and the driver must close the connection. */
 int sipub_ua_receive(sipub_ua *ua, uint64_t now_ms, const sipub_dest *from, const char *data,

@@ -97,7 +97,9 @@ struct lua_ua {
   void *drv;          /* the driver's state */
   lua_pub *first, *last; /* its publications' userdata, oldest first (for close) */
   int self_ref;
+  int trace_ref;      /* the trace function (a registry reference), or LUA_NOREF */
   int draining, closing, closed;
+  int tracing;        /* the trace function runs: calls into the core are refused */
 };
 
 /* A publication's userdata. Its user value keeps the UA alive; ctx_ref anchors the context

@@ -51,7 +51,42 @@ static void check_closed(lua_State *L, lua_ua *u)
     if (u->ops->close) u->ops->close(L, u);
     luaL_unref(L, LUA_REGISTRYINDEX, u->self_ref);
     u->self_ref = LUA_NOREF;
+    /* The trace function may hold the UA (a closure): it goes with the UA's last message. */
+    luaL_unref(L, LUA_REGISTRYINDEX, u->trace_ref);
+    u->trace_ref = LUA_NOREF;
   }
+}
+
+/* ---- the message trace --------------------------------------------------------------- */
+
+static const char *const trace_dirs[] = { "sent", "received", "dropped" };
+
+/* The core's trace callback: trace(direction, text, remote, note, time, reason) in protected
+ * mode, on the thread calling into the core (else the main thread), right as the message
+ * leaves or arrives. An error goes to sip.on_error like a handler's; the core goes on. */
+static void on_trace(void *ud, const sipub_trace *t)
+{
+  static const char *const tp[] = { "udp", "tcp", "tls" };
+  lua_ua *u = ud;
+  if (u->trace_ref == LUA_NOREF || u->tracing) return;
+  lua_State *L = u->cur ? u->cur : u->L;
+  if (!lua_checkstack(L, 10)) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, u->trace_ref);
+  lua_pushstring(L, trace_dirs[t->direction]);
+  lua_pushlstring(L, t->data, t->len);
+  if (t->flow && t->flow->host) {
+    int v6 = strchr(t->flow->host, ':') != NULL;
+    lua_pushfstring(L, v6 ? "%s:[%s]:%d" : "%s:%s:%d", tp[t->flow->tp], t->flow->host,
+                    t->flow->port);
+  } else {
+    lua_pushnil(L);
+  }
+  if (t->note) lua_pushstring(L, t->note); else lua_pushnil(L);
+  lua_pushnumber(L, (lua_Number)t->time_ms / 1000.0);
+  if (t->drop) lua_pushstring(L, sipub_drop_name(t->drop)); else lua_pushnil(L);
+  u->tracing = 1;
+  lsipub_pcall(L, 6);
+  u->tracing = 0;
 }
 
 static const char *const event_names[] = { "progress", "published", "failed", "unpublished" };
@@ -158,6 +193,8 @@ static void settle(lua_State *L, lua_ua *u)
 
 lua_State *lsipub_enter(lua_State *L, lua_ua *u)
 {
+  /* The core is in the middle of a send or a receive: it cannot be called now. */
+  if (u->tracing) luaL_error(L, "sip: a trace function cannot call into its user agent");
   lua_State *saved = u->cur;
   u->cur = L;
   if (u->ops->now) sipub_ua_set_time(u->core, u->ops->now(u));
@@ -187,7 +224,7 @@ lua_Integer lsipub_opt_integer(lua_State *L, int t, const char *k, lua_Integer d
 }
 
 /* core.ua_new{ aor, proxy_host, proxy_port, via_host, user_agent, local_address,
- *              local_port, seed, credentials..., driver }: driver, a table, is a driver
+ *              local_port, seed, credentials..., trace, driver }: driver, a table, is a driver
  * written in Lua (see ldrv_lua.c); without it, the libuv driver. */
 static int l_ua_new(lua_State *L)
 {
@@ -210,6 +247,7 @@ static int l_ua_new(lua_State *L)
   lua_ua *u = lua_newuserdata(L, sizeof *u);
   memset(u, 0, sizeof *u);
   u->self_ref = LUA_NOREF;
+  u->trace_ref = LUA_NOREF;
   luaL_setmetatable(L, UA_MT);
   int ud = lua_gettop(L);
   u->L = lsipub_mainthread(L);
@@ -227,6 +265,14 @@ static int l_ua_new(lua_State *L)
   cfg.ha1_sha256 = lsipub_opt_string(L, 1, "ha1_sha256");
   cfg.ha1_sha512_256 = lsipub_opt_string(L, 1, "ha1_sha512_256");
   cfg.realm = lsipub_opt_string(L, 1, "realm");
+  lua_getfield(L, 1, "trace"); /* a function, or the core gets none (and pays nothing) */
+  if (lua_isfunction(L, -1)) {
+    u->trace_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    cfg.trace = on_trace;
+    cfg.trace_ud = u;
+  } else {
+    lua_pop(L, 1);
+  }
 
   sipub_io io;
   memset(&io, 0, sizeof io);
@@ -265,6 +311,8 @@ static int l_ua_gc(lua_State *L)
     sipub_ua_free(u->core);
     u->core = NULL;
   }
+  luaL_unref(L, LUA_REGISTRYINDEX, u->trace_ref);
+  u->trace_ref = LUA_NOREF;
   return 0;
 }
 

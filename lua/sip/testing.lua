@@ -15,7 +15,8 @@
 --   assert(net:take():header("SIP-If-Match") == "e1")
 --
 -- testing.new_ua(config) -> ua, net
---   config as for sip.UA.new; defaults uri = "sip:alice@example.com",
+--   config as for sip.UA.new (a trace function included: it sees the virtual network's
+--   messages, at the virtual time); defaults uri = "sip:alice@example.com",
 --   outbound_proxy = "sip:127.0.0.1:5060" (false: none, requests go to the target's host);
 --   transport is forced to "virtual".
 -- testing.record(ctx) -> list receiving every event of ctx, in order.

@@ -22,7 +22,7 @@ local HEADER = check.HEADER
 local UA_KEYS = {
   uri = true, outbound_proxy = true, user_agent = true, local_address = true,
   local_port = true, via_host = true, transport = true, seed = true, driver = true,
-  authorizationUser = true, password = true, ha1 = true, realm = true,
+  authorizationUser = true, password = true, ha1 = true, realm = true, trace = true,
 }
 local HA1_ALGORITHMS = { ["MD5"] = "ha1_md5", ["SHA-256"] = "ha1_sha256", ["SHA-512-256"] = "ha1_sha512_256" }
 
@@ -122,6 +122,13 @@ function UA.new(config)
   if config.seed ~= nil then seed = check.integer("UA.new", "seed", config.seed, 2) end
 
   local creds = check_credentials(config, aor)
+  -- The message trace: trace(direction, text, remote, note, time, reason) for every request
+  -- sent, response received and message dropped (see doc/api.md, "Message trace"). An option
+  -- rather than a UA event: it is set before the first message leaves, a UA without one
+  -- gives the core no callback at all (nothing to pay), and it is one consumer's view.
+  if config.trace ~= nil and type(config.trace) ~= "function" then
+    check.fail("UA.new", "trace", "expected a function, got " .. check.show(config.trace), 2)
+  end
 
   local self = setmetatable({ uri = config.uri, closed = false, _core = false }, UA)
   -- driver: a driver written in Lua (doc/api.md, "drivers"), e.g. sip.openresty's for nginx's
@@ -144,6 +151,7 @@ function UA.new(config)
     local_port = local_port,
     driver = net,
     seed = seed,
+    trace = config.trace,
     auth_user = creds.auth_user, password = creds.password, realm = creds.realm,
     ha1_md5 = creds.ha1_md5, ha1_sha256 = creds.ha1_sha256, ha1_sha512_256 = creds.ha1_sha512_256,
   }

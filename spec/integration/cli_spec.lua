@@ -1,7 +1,7 @@
 -- sip-publish, the command (#integration), run as a process against the sip-compositor
 -- program: it publishes a file, publishes it again when the file changes, removes the state
 -- on SIGINT/SIGTERM before exiting 0; --once leaves the state and prints the entity-tag that
--- --etag resumes; a failure exits 1 saying why; bad usage exits 2.
+-- --etag resumes; a failure exits 1 saying why; bad usage exits 2; --trace prints the messages.
 local BUILD = os.getenv("SIP_BUILD") or "build"
 local LUA = require("support.common").LUA
 local CLI = ("env LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' %s bin/sip-publish.lua")
@@ -97,6 +97,29 @@ describe("sip-publish #integration", function()
     assert.matches("failed      403 Forbidden", out)
   end)
 
+  it("--trace prints each message to stderr: the PUBLISH and its 200, and retransmissions marked", function()
+    local body = tmp("open")
+    local out, code = run(("--once --trace --password pw-S3cret --proxy sip:127.0.0.1:%d sip:dave@example.com presence %s")
+                          :format(port, body))
+    assert.are.equal(0, code, out)
+    local at = ("udp:127%%.0%%.0%%.1:%d"):format(port)
+    assert.matches("%d%d:%d%d:%d%d%.%d%d%d %-%-> sent " .. at .. "\nPUBLISH sip:dave@example%.com SIP/2%.0\r\n", out)
+    assert.matches("\r\n\r\nopen\n", out) -- the body, CRLF kept in the message
+    assert.matches("%d%d:%d%d:%d%d%.%d%d%d <%-%- received " .. at .. "\nSIP/2%.0 200 OK\r\n", out)
+    assert.not_matches("retransmission", out)
+    assert.is_nil(out:find("pw-S3cret", 1, true))
+
+    os.execute("kill " .. pid)
+    port, pid, log = compositor("--script 1=drop")
+    out, code = run(("--trace --proxy sip:127.0.0.1:%d sip:dave@example.com presence %s"):format(port, body),
+                    "sleep 1.2; kill -INT $P; sleep 0.3; kill -INT $P")
+    assert.are.equal(130, code, out) -- the PUBLISH was never answered: the second Ctrl-C ends it
+    at = ("udp:127%%.0%%.0%%.1:%d"):format(port)
+    assert.matches("%-%-> sent " .. at .. "\nPUBLISH ", out)
+    assert.matches("%-%-> sent " .. at .. " %(retransmission 1%)\nPUBLISH ", out)
+    assert.not_matches("<%-%-", out)
+  end)
+
   it("bad usage exits 2; --help exits 0", function()
     local out, code = run("--bogus a b")
     assert.are.equal(2, code)
@@ -108,5 +131,6 @@ describe("sip-publish #integration", function()
     out, code = run("--help")
     assert.are.equal(0, code)
     assert.matches("usage: sip%-publish", out)
+    assert.matches("%-%-trace ", out)
   end)
 end)

@@ -222,7 +222,18 @@ void udp_on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct s
       drv->in_recv = 1;
       drv_begin_batch(drv);
     }
-    sipub_ua_receive(drv->ua, uv_now(drv->loop), NULL, buf->base, (size_t)nread);
+    /* The source is named only for a traced UA: formatting it costs, and the core does
+     * not need it to match a datagram. */
+    char host[64];
+    sipub_dest from = { host, 0, SIPUB_TP_UDP };
+    const sipub_dest *fp = NULL;
+    if (sipub_ua_tracing(drv->ua) && uv_ip_name(addr, host, sizeof host) == 0) {
+      from.port = ntohs(addr->sa_family == AF_INET6
+                          ? ((const struct sockaddr_in6 *)addr)->sin6_port
+                          : ((const struct sockaddr_in *)addr)->sin_port);
+      fp = &from;
+    }
+    sipub_ua_receive(drv->ua, uv_now(drv->loop), fp, buf->base, (size_t)nread);
   }
   if ((flags & UV_UDP_MMSG_CHUNK) || !drv->in_recv) return;
   drv->in_recv = 0;
