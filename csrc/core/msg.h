@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "digest.h"
 #include "sipub.h"
@@ -86,8 +87,13 @@ int msg_uri_same_text(struct osip_uri *parsed, const char *text);
 /* osip_uri_free, NULL allowed: for files that do not include libosip2. */
 void msg_uri_free(struct osip_uri *u);
 
-/* Writes v as 16 lower-case hex digits (branches, tags, Call-IDs). */
-void msg_hex64(char out[16], uint64_t v);
+/* Writes v as 16 lower-case hex digits (branches, tags, Call-IDs). Inline: it runs for
+ * every request (its branch) and every response (reading one back). */
+static inline void msg_hex64(char out[16], uint64_t v)
+{
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; i--, v >>= 4) out[i] = hex[v & 0xf];
+}
 
 typedef struct msg_response {
   int status;
@@ -151,7 +157,22 @@ char *msg_strdup(const char *s);
 
 /* The 64-bit id of a branch this core generated (MSG_BRANCH_PREFIX and 16 lower-case hex
  * digits), from the len bytes at b; *ours 0 when the branch has another shape. */
-uint64_t msg_parse_branch(const char *b, size_t len, int *ours);
+static inline uint64_t msg_parse_branch(const char *b, size_t len, int *ours)
+{
+  size_t plen = sizeof MSG_BRANCH_PREFIX - 1;
+  uint64_t v = 0;
+  *ours = 0;
+  if (!b || len != plen + 16 || memcmp(b, MSG_BRANCH_PREFIX, plen) != 0) return 0;
+  for (size_t i = plen; i < len; i++) {
+    int c = (unsigned char)b[i], x;
+    if (c >= '0' && c <= '9') x = c - '0';
+    else if (c >= 'a' && c <= 'f') x = c - 'a' + 10;
+    else return 0;
+    v = (v << 4) | (uint64_t)x;
+  }
+  *ours = 1;
+  return v;
+}
 
 /* Reads a response datagram (len bytes). Returns 1 when it lies in the subset the scanner
  * knows libosip2 reads the same way: out is filled as msg_parse_response fills it (strings
@@ -159,6 +180,10 @@ uint64_t msg_parse_branch(const char *b, size_t len, int *ours);
  * msg_parse_response computes it; no challenge). Returns 0 otherwise (or out of memory),
  * out untouched. */
 int msg_scan_response(const char *data, size_t len, msg_response *out);
+
+/* The fast path alone: 0 when the scanner read the response (out filled), -1 when it declined
+ * (out cleared: read it with msg_parse_response_osip). */
+int msg_parse_response_fast(const char *data, size_t len, msg_response *out);
 
 /* msg_parse_response without the fast path: libosip2 alone. The reference the differential
  * fuzz target (fuzz/fuzz_scan.c) holds msg_parse_response to. */

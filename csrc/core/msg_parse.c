@@ -144,6 +144,14 @@ int msg_parse_response(const char *data, size_t len, msg_response *out)
   return parse_response(data, len, out, 1);
 }
 
+int msg_parse_response_fast(const char *data, size_t len, msg_response *out)
+{
+  memset(out, 0, sizeof *out);
+  out->expires = out->min_expires = out->retry_after = -1;
+  if (len > MSG_MAX_SIZE || !msg_scan_response(data, len, out)) return -1;
+  return 0;
+}
+
 int msg_parse_response_osip(const char *data, size_t len, msg_response *out)
 {
   return parse_response(data, len, out, 0);

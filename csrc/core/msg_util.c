@@ -47,30 +47,8 @@ char *msg_format(const char *f, ...)
   return s;
 }
 
-void msg_hex64(char out[16], uint64_t v)
-{
-  static const char hex[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; i--, v >>= 4) out[i] = hex[v & 0xf];
-}
-
 char *msg_strdup(const char *s)
 {
   return s ? strdup(s) : NULL;
 }
 
-uint64_t msg_parse_branch(const char *b, size_t len, int *ours)
-{
-  size_t plen = sizeof MSG_BRANCH_PREFIX - 1;
-  uint64_t v = 0;
-  *ours = 0;
-  if (!b || len != plen + 16 || memcmp(b, MSG_BRANCH_PREFIX, plen) != 0) return 0;
-  for (size_t i = plen; i < len; i++) {
-    int c = (unsigned char)b[i], x;
-    if (c >= '0' && c <= '9') x = c - '0';
-    else if (c >= 'a' && c <= 'f') x = c - 'a' + 10;
-    else return 0;
-    v = (v << 4) | (uint64_t)x;
-  }
-  *ours = 1;
-  return v;
-}

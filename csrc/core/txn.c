@@ -395,16 +395,23 @@ static void trace_drop(sipub_ua *ua, const sipub_dest *from, const char *data, s
 void txn_receive(sipub_ua *ua, const sipub_dest *from, const char *data, size_t len)
 {
   msg_response mr;
-  if (!prematch(ua, data, len)) {
-    if (ua->trace) trace_drop(ua, from, data, len, NULL, 0);
-    return;
-  }
-  if (msg_parse_response(data, len, &mr) != 0) {
-    if (ua->trace) trace_drop(ua, from, data, len, NULL, 1);
-    return;
+  /* The usual shape is read by the scanner in one linear pass, bounded by the size and
+   * header-count limits. Only what it declines goes to libosip2, whose cost grows with the
+   * square of the header count: that is matched first (one pass over the line starts) and
+   * parsed only when it belongs to a live transaction. */
+  if (msg_parse_response_fast(data, len, &mr) != 0) {
+    if (!prematch(ua, data, len)) {
+      if (ua->trace) trace_drop(ua, from, data, len, NULL, 0);
+      return;
+    }
+    if (msg_parse_response_osip(data, len, &mr) != 0) {
+      if (ua->trace) trace_drop(ua, from, data, len, NULL, 1);
+      return;
+    }
   }
   txn *t = mr.branch_ours ? find(ua, mr.branch) : NULL;
   if (!t || !mr.cseq_publish || mr.cseq != t->cseq || t->state == TX_COMPLETED || /* absorbed */
+      t->state == TX_WAITING || /* nothing was sent yet */
       !t->call_id || strcmp(mr.call_id, t->call_id) != 0) {
     if (ua->trace) trace_drop(ua, from, data, len, &mr, 0);
     goto done;
