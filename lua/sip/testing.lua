@@ -286,10 +286,14 @@ function testing.new_ua(config)
     error("sip.testing: transport must be \"virtual\" (or left out)", 2)
   end
   cfg.uri = cfg.uri or "sip:alice@example.com"
-  if cfg.outbound_proxy == nil then
-    cfg.outbound_proxy = "sip:127.0.0.1:5060"
-  elseif cfg.outbound_proxy == false then -- no proxy: requests go to the target's host
-    cfg.outbound_proxy = nil
+  -- outboundProxy (or its alias outbound_proxy): false for none, requests go to the
+  -- target's host; both spellings given are left for sip.UA.new to refuse
+  local proxy_key = cfg.outboundProxy == nil and cfg.outbound_proxy ~= nil and "outbound_proxy"
+                    or "outboundProxy"
+  if cfg[proxy_key] == nil then
+    cfg[proxy_key] = "sip:127.0.0.1:5060"
+  elseif cfg[proxy_key] == false then
+    cfg[proxy_key] = nil
   end
   cfg.transport = "virtual"
   local ua = require("sip").UA.new(cfg)

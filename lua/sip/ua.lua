@@ -19,11 +19,32 @@ end
 
 local HEADER = check.HEADER
 
+-- UA.new's options, by their documented (camelCase) names.
 local UA_KEYS = {
-  uri = true, outbound_proxy = true, user_agent = true, local_address = true,
-  local_port = true, via_host = true, transport = true, seed = true,
+  uri = true, outboundProxy = true, userAgent = true, localAddress = true,
+  localPort = true, viaHost = true, transport = true, seed = true,
   authorizationUser = true, password = true, ha1 = true, realm = true,
 }
+-- The snake_case spellings of earlier versions, accepted as aliases.
+local ALIASES = {
+  outbound_proxy = "outboundProxy", user_agent = "userAgent", local_address = "localAddress",
+  local_port = "localPort", via_host = "viaHost",
+}
+for alias in pairs(ALIASES) do UA_KEYS[alias] = true end
+
+-- config with every alias under its documented name, and the name each option was given
+-- under (errors name the key the caller wrote). Both spellings of one option: an error.
+local function normalise(config)
+  local out, given = {}, {}
+  for k, v in pairs(config) do
+    local name = ALIASES[k]
+    if name and config[name] ~= nil then
+      check.fail("UA.new", "config", ("%s and %s name the same option: give one"):format(name, k), 3)
+    end
+    out[name or k], given[name or k] = v, k
+  end
+  return out, setmetatable(given, { __index = function(_, k) return k end })
+end
 local HA1_ALGORITHMS = { ["MD5"] = "ha1_md5", ["SHA-256"] = "ha1_sha256", ["SHA-512-256"] = "ha1_sha512_256" }
 
 -- Digest credentials: authorizationUser (default: the user part of uri), password, and/or
@@ -90,33 +111,35 @@ function UA.new(config)
     check.fail("UA.new", "config", "expected a table, got " .. check.show(config), 2)
   end
   check.known_keys("UA.new", "config", config, UA_KEYS, 2)
+  local given
+  config, given = normalise(config)
   local aor = check_uri("UA.new", "uri", config.uri, 2)
   local proxy
-  if config.outbound_proxy ~= nil then
-    proxy = check_uri("UA.new", "outbound_proxy", config.outbound_proxy, 2)
+  if config.outboundProxy ~= nil then
+    proxy = check_uri("UA.new", given.outboundProxy, config.outboundProxy, 2)
   end
-  local user_agent = config.user_agent
+  local user_agent = config.userAgent
   if user_agent == nil then
     user_agent = "lua-sip-publish/" .. core.version
   elseif user_agent == false then
     user_agent = nil
   else
-    check.string("UA.new", "user_agent", user_agent, 2, HEADER)
+    check.string("UA.new", given.userAgent, user_agent, 2, HEADER)
   end
   local transport = config.transport
   if transport == nil then transport = "udp" end
   if transport ~= "udp" and transport ~= "virtual" then
     check.fail("UA.new", "transport", "expected 'udp' or 'virtual', got " .. check.show(transport), 2)
   end
-  if config.local_address ~= nil then
-    check.rule("UA.new", "local_address", "address", config.local_address, 2)
+  if config.localAddress ~= nil then
+    check.rule("UA.new", given.localAddress, "address", config.localAddress, 2)
   end
-  if config.via_host ~= nil then
-    check.rule("UA.new", "via_host", "host", config.via_host, 2)
+  if config.viaHost ~= nil then
+    check.rule("UA.new", given.viaHost, "host", config.viaHost, 2)
   end
   local local_port = 0
-  if config.local_port ~= nil then
-    local_port = check.integer("UA.new", "local_port", config.local_port, 2, 0, 65535)
+  if config.localPort ~= nil then
+    local_port = check.integer("UA.new", given.localPort, config.localPort, 2, 0, 65535)
   end
   local seed
   if config.seed ~= nil then seed = check.integer("UA.new", "seed", config.seed, 2) end
@@ -129,9 +152,9 @@ function UA.new(config)
     aor = config.uri,
     proxy_host = proxy and proxy.host,
     proxy_port = proxy and proxy.port or 5060,
-    via_host = config.via_host,
+    via_host = config.viaHost,
     user_agent = user_agent,
-    local_address = config.local_address,
+    local_address = config.localAddress,
     local_port = local_port,
     driver = net,
     seed = seed,
