@@ -254,7 +254,7 @@ static int l_compositor_new(lua_State *L)
   int err = 0;
   lc->c = sipub_compositor_new(loop, &o, &err);
   if (!lc->c)
-    return luaL_error(L, "Compositor.new: cannot listen on %s:%d: %s", o.host, o.port,
+    return lsipub_error_at(L, 2, "Compositor.new: cannot listen on %s:%d: %s", o.host, o.port,
                       err == UV_EINVAL ? "not a loopback address (any_address = true allows it)"
                                        : uv_strerror(err));
   lua_getfield(L, 1, "on_request");

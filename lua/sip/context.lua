@@ -37,8 +37,18 @@ function Context.new(target, event, options, body)
   }, Context)
 end
 
+-- A method called on something that is not a context (ctx.close() instead of ctx:close()):
+-- raised at the caller of the binding's method (own, the Lua fallback, the C method).
+local function own(self, fname)
+  if type(self) ~= "table" or getmetatable(self) ~= Context or not self._h then
+    check.fail(fname, "self", ("expected a publish context (call it as ctx:%s()), got %s")
+      :format(fname, check.show(self)), 4)
+  end
+end
+
 -- publish([body]): initial or modify with a body; a refresh without one.
 function slow:publish(body)
+  own(self, "publish")
   local h = self._h
   if body ~= nil and type(body) ~= "string" then
     if h:state() == "closed" then error("sip: publish on a closed context", 3) end
@@ -56,11 +66,13 @@ end
 
 -- unpublish(): removes the published state (nothing once the context is closed).
 function slow:unpublish()
+  own(self, "unpublish")
   self._h:unpublish()
   return self
 end
 
 function slow:close()
+  own(self, "close")
   self._h:close()
   return self
 end

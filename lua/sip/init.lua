@@ -1,6 +1,7 @@
 -- sip: RFC 3903 event-state publication (SIP PUBLISH) for Lua, with the API of
 -- SIP.PublishClientContext. `require "sip"` returns this module table.
 local core = require "sip.core"
+local check = require "sip.check"
 local Emitter = require "sip.emitter"
 local Response = require "sip.response"
 
@@ -76,17 +77,38 @@ local function runner()
   return nil
 end
 
+local MODES = { default = true, once = true, nowait = true }
+
+-- The wrappers below check their arguments here and call the C function without a tail
+-- call, so that its errors ("the loop is already running", raised at level 2) and theirs
+-- point at the application's line, not at this file.
+
 -- sip.run([mode]): "default" runs until nothing is left to do; "once"; "nowait". With luv
 -- loaded, the loop is luv's and sip.run() is uv.run(): either drives both.
-function sip.run(mode) return core.run(mode, sip.incremental_gc, signal_handler(), runner()) end
-function sip.run_once() return sip.run("once") end
-function sip.run_nowait() return sip.run("nowait") end
+function sip.run(mode)
+  if mode ~= nil and not MODES[mode] then
+    check.fail("run", "mode", "expected 'default', 'once' or 'nowait', got " .. check.show(mode), 2)
+  end
+  local alive = core.run(mode, sip.incremental_gc, signal_handler(), runner())
+  return alive
+end
+function sip.run_once()
+  local alive = core.run("once", sip.incremental_gc, signal_handler(), runner())
+  return alive
+end
+function sip.run_nowait()
+  local alive = core.run("nowait", sip.incremental_gc, signal_handler(), runner())
+  return alive
+end
 
 -- sip.luv_pump([uv]): when luv cannot share this module's loop (a luv built on another copy
 -- of libuv), drives the private loop from luv's: a poll on its backend descriptor and a timer
 -- for its next timeout run it without blocking, so that uv.run() alone serves both. Returns
 -- an object with :close(). Nothing to do (nil) when the loop is shared already.
 function sip.luv_pump(uv)
+  if uv ~= nil and type(uv) ~= "table" then
+    check.fail("luv_pump", "uv", "expected the luv module or nil, got " .. check.show(uv), 2)
+  end
   uv = uv or require "luv"
   local kind, fd = core.loop_info()
   if kind == "luv" then return nil end
@@ -103,7 +125,17 @@ function sip.luv_pump(uv)
   return { close = function() poll:close(); timer:close() end }
 end
 function sip.stop() core.stop() end
-function sip.timer(seconds, fn) return core.timer(seconds, fn) end
+function sip.timer(seconds, fn)
+  if type(seconds) ~= "number" or not (seconds >= 0) then -- not (>=): NaN too
+    check.fail("timer", "seconds", "expected a number >= 0, got " ..
+               (type(seconds) == "number" and tostring(seconds) or check.show(seconds)), 2)
+  end
+  if type(fn) ~= "function" then
+    check.fail("timer", "fn", "expected a function, got " .. check.show(fn), 2)
+  end
+  local t = core.timer(seconds, fn)
+  return t
+end
 function sip.now() return core.now() end
 
 -- Modules loaded on first use.

@@ -43,6 +43,8 @@
 -- "CSeq"), and branch / cseq / call_id / method / to_tag overrides for mismatch tests.
 -- Any other string key of opts is a header too (shorthand: { ["SIP-ETag"] = "e1" }).
 
+local check = require "sip.check"
+
 local testing = {}
 local unpack = table.unpack or unpack -- luacheck: ignore
 
@@ -117,6 +119,9 @@ end
 
 --- Parses a raw SIP request (or response: then `status` is set instead of `method`).
 function testing.parse(data, host, port)
+  if type(data) ~= "string" then
+    check.fail("testing.parse", "data", "expected a string, got " .. check.show(data), 2)
+  end
   local head, body = data:match("^(.-)\r\n\r\n(.*)$")
   if not head then head, body = data, "" end
   local lines = {}
@@ -184,8 +189,20 @@ local OPTION = {
   branch = true, cseq = true, call_id = true, method = true, to_tag = true,
 }
 
---- Builds the raw response to request `req` (see the options at the top of the file).
-function testing.response_for(req, code, opts)
+-- The raw response; argument errors at `level` (3: the caller of the public function that
+-- called this one).
+local function build_response(fname, req, code, opts, level)
+  if type(req) ~= "table" or getmetatable(req) ~= Request then
+    check.fail(fname, "req", "expected a request from net:take() or net:sent(), got " ..
+               check.show(req), level)
+  end
+  if type(code) ~= "number" or code < 100 or code > 699 or code ~= math.floor(code) then
+    check.fail(fname, "code", "expected a status code 100-699, got " ..
+               (type(code) == "number" and tostring(code) or check.show(code)), level)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    check.fail(fname, "opts", "expected a table or nil, got " .. check.show(opts), level)
+  end
   opts = opts or {}
   local omit = {}
   for _, name in ipairs(opts.omit or {}) do omit[canon(name)] = true end
@@ -217,6 +234,12 @@ function testing.response_for(req, code, opts)
   local body = opts.body or ""
   add("Content-Length", opts.content_length or #body)
   return table.concat(lines, "\r\n") .. "\r\n\r\n" .. body
+end
+
+--- Builds the raw response to request `req` (see the options at the top of the file).
+function testing.response_for(req, code, opts)
+  local raw = build_response("testing.response_for", req, code, opts, 3)
+  return raw
 end
 
 -------------------------------------------------------------------------------- net --
@@ -256,10 +279,13 @@ function Net:none()
   return true
 end
 
-function Net:response_for(req, code, opts) return testing.response_for(req, code, opts) end
+function Net:response_for(req, code, opts)
+  local raw = build_response("response_for", req, code, opts, 3)
+  return raw
+end
 
 function Net:reply(req, code, opts)
-  local raw = testing.response_for(req, code, opts)
+  local raw = build_response("reply", req, code, opts, 3)
   self.vnet:receive(raw)
   return raw
 end
@@ -269,21 +295,31 @@ function Net:receive(data, host, port)
 end
 
 function Net:advance(seconds)
-  assert(type(seconds) == "number" and seconds >= 0, "advance: seconds must be a number >= 0")
+  if type(seconds) ~= "number" or not (seconds >= 0) then -- not (>=): NaN too
+    check.fail("advance", "seconds", "expected a number >= 0, got " ..
+               (type(seconds) == "number" and tostring(seconds) or check.show(seconds)), 2)
+  end
   self.vnet:advance(math.floor(seconds * 1000 + 0.5))
 end
 
 function Net:now() return self.vnet:time() / 1000 end
 
-function Net:fail_sends(n) self.vnet:fail_sends(n or 1) end
+function Net:fail_sends(n)
+  if n ~= nil then check.integer("fail_sends", "n", n, 2, 0) end
+  self.vnet:fail_sends(n or 1)
+end
 
 --------------------------------------------------------------------------- entry points --
 
 function testing.new_ua(config)
+  if config ~= nil and type(config) ~= "table" then
+    check.fail("testing.new_ua", "config", "expected a table or nil, got " .. check.show(config), 2)
+  end
   local cfg = {}
   for k, v in pairs(config or {}) do cfg[k] = v end
   if cfg.transport ~= nil and cfg.transport ~= "virtual" then
-    error("sip.testing: transport must be \"virtual\" (or left out)", 2)
+    check.fail("testing.new_ua", "transport", "expected \"virtual\" or nil, got " ..
+               check.show(cfg.transport), 2)
   end
   cfg.uri = cfg.uri or "sip:alice@example.com"
   -- outboundProxy (or its alias outbound_proxy): false for none, requests go to the
@@ -296,11 +332,17 @@ function testing.new_ua(config)
     cfg[proxy_key] = nil
   end
   cfg.transport = "virtual"
-  local ua = require("sip").UA.new(cfg)
+  local ok, ua = pcall(require("sip").UA.new, cfg)
+  if not ok then -- UA.new's message, at new_ua's caller ("testing.new_ua" is not in it)
+    error((tostring(ua):gsub("^[^:]*:%d+: ", "")), 2)
+  end
   return ua, setmetatable({ ua = ua, core = ua._core, vnet = ua._net }, Net)
 end
 
 function testing.record(ctx)
+  if type(ctx) ~= "table" or type(ctx.on) ~= "function" then
+    check.fail("testing.record", "ctx", "expected a publish context, got " .. check.show(ctx), 2)
+  end
   local list = {}
   for _, name in ipairs { "progress", "published", "failed", "unpublished" } do
     ctx:on(name, function(response, cause)

@@ -234,6 +234,9 @@ end
 -- (a refresh of options.etag's state when given). The binding checks the strings against
 -- the core's rules and raises, naming the argument, at our caller's level.
 function UA:publish(target, event, body, options)
+  if getmetatable(self) ~= UA then
+    check.fail("publish", "self", "expected a sip.UA (call it as ua:publish(...)), got " .. check.show(self), 2)
+  end
   if self.closed then error("sip: publish on a closed user agent", 2) end
   check_string("target", target, 2)
   check_string("event", event, 2)
