@@ -49,7 +49,7 @@ function Compositor.new(opts)
   return setmetatable({ host = opts.host or "127.0.0.1", port = h:port(), _h = h }, Compositor)
 end
 
--- "sip:HOST:PORT", ready for outbound_proxy.
+-- "sip:HOST:PORT", ready for outboundProxy.
 function Compositor:uri() return ("sip:%s:%d"):format(self.host, self.port) end
 function Compositor:publications() return self._h:publications() end
 function Compositor:count() return self._h:count() end

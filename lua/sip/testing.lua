@@ -16,7 +16,7 @@
 --
 -- testing.new_ua(config) -> ua, net
 --   config as for sip.UA.new; defaults uri = "sip:alice@example.com",
---   outbound_proxy = "sip:127.0.0.1:5060" (false: none, requests go to the target's host);
+--   outboundProxy = "sip:127.0.0.1:5060" (false: none, requests go to the target's host);
 --   transport is forced to "virtual".
 -- testing.record(ctx) -> list receiving every event of ctx, in order.
 -- testing.parse(data [, host, port]) -> request object (see below) of a raw request.
