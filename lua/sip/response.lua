@@ -1,5 +1,20 @@
--- sip.response: the response object handed to event handlers: status_code, reason_phrase,
--- body, data (the raw message), and header access by name (case-insensitive, compact forms).
+--- The response object handed to event handlers (the first argument; nil after a
+-- timeout or a transport error): status line, body, the raw message, and header access by
+-- name (case-insensitive; compact forms such as `v`, `f`, `t`, `i`, `m`, `l`, `c`, `e`,
+-- `o`, `k`, `s`, `r`, `u` are understood).
+-- @classmod Response
+
+--- The status code (`200`).
+-- @int status_code
+
+--- The reason phrase as on the wire.
+-- @string reason_phrase
+
+--- The body (`""` when there is none).
+-- @string body
+
+--- The whole raw message.
+-- @string data
 local Response = {}
 Response.__index = Response
 
@@ -37,10 +52,15 @@ local function headers(self)
   return list
 end
 
+-- Makes t (status_code, reason_phrase, body, data) a response object.
+-- @local
 function Response.new(t)
   return setmetatable(t, Response)
 end
 
+--- The first value of a header.
+-- @string name the header name (any case, or a compact form)
+-- @treturn string|nil
 function Response:getHeader(name)
   local want = canonical(name)
   for _, h in ipairs(headers(self)) do
@@ -49,6 +69,9 @@ function Response:getHeader(name)
   return nil
 end
 
+--- Every value of a header, in order.
+-- @string name
+-- @treturn {string,...}
 function Response:getHeaders(name)
   local want, out = canonical(name), {}
   for _, h in ipairs(headers(self)) do
@@ -57,6 +80,9 @@ function Response:getHeaders(name)
   return out
 end
 
+--- Whether the response has the header.
+-- @string name
+-- @treturn bool
 function Response:hasHeader(name)
   return self:getHeader(name) ~= nil
 end
