@@ -32,6 +32,7 @@ local KEYS = {
 -- @treturn sip.Compositor
 -- @raise `bad argument to 'Compositor.new' (WHAT: …)`;
 -- `Compositor.new: cannot listen on HOST:PORT: REASON`
+-- @static
 function Compositor.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then

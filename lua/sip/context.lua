@@ -89,6 +89,7 @@ end
 -- A new context's table; ua:publish hands it to the binding, which makes its publication
 -- (the _h field). The fields are all set here, so that the table is sized once (five
 -- fields and room for three handlers).
+-- @local
 function Context.new(target, event, options, body)
   return setmetatable({
     target = target, event = event, options = options, body = body, _h = false,
@@ -105,6 +106,7 @@ local function own(self, fname)
 end
 
 -- publish([body]): initial or modify with a body; a refresh without one.
+-- @local (the method is documented below, under Instance methods)
 function slow:publish(body)
   own(self, "publish")
   local h = self._h
@@ -123,12 +125,14 @@ function slow:publish(body)
 end
 
 -- unpublish(): removes the published state (nothing once the context is closed).
+-- @local (the method is documented below, under Instance methods)
 function slow:unpublish()
   own(self, "unpublish")
   self._h:unpublish()
   return self
 end
 
+-- close(): the fallback of the C method. @local
 function slow:close()
   own(self, "close")
   self._h:close()

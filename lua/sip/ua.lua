@@ -148,6 +148,7 @@ end
 -- @treturn sip.UA the user agent
 -- @raise `bad argument to 'UA.new' (WHAT: …)` for a bad option;
 -- `sip.UA.new: cannot bind UDP ADDRESS:PORT: REASON` when the socket cannot be bound
+-- @static
 -- @usage local ua = sip.UA.new{ uri = "sip:alice@example.test",
 --                           outboundProxy = "sip:proxy.example.test",
 --                           password = os.getenv("SIP_PASSWORD") }

@@ -31,6 +31,7 @@ VNet.__index = VNet
 local WEAK = { __mode = "v" }
 
 --- A new network, its clock at 0.
+-- @static
 -- @treturn sip.vnet
 function VNet.new()
   return setmetatable({ queue = {}, failures = 0, clock = 0, ref = setmetatable({}, WEAK) }, VNet)
