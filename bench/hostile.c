@@ -63,14 +63,14 @@ int main(int argc, char **argv)
   int count = argc > 1 ? atoi(argv[1]) : 10;
   unsigned lines = argc > 2 ? (unsigned)atoi(argv[2]) : 8000;
   static inmem net;
-  sipub_io io = { &net, inmem_send };
+  sipub_io io = { &net, inmem_send, NULL };
   sipub_config cfg = { .aor = "sip:bench@127.0.0.1", .proxy_host = "127.0.0.1", .proxy_port = 5060,
                        .via_host = "127.0.0.1", .via_port = 5062, .seed = 7 };
   uint64_t now = 1000;
   sipub_ua *ua = sipub_ua_new(&cfg, &io, now);
   sipub_pub_config pc = { .target = "sip:u@127.0.0.1", .event = "presence",
                           .content_type = "text/plain", .expires = 3600 };
-  sipub_pub *p = sipub_pub_new(ua, &pc, NULL);
+  sipub_pub *p = sipub_pub_new(ua, &pc, NULL, NULL);
   if (!ua || !p || sipub_pub_publish(p, "x", 1) != 0 || !net.req) {
     fprintf(stderr, "hostile: setup failed\n");
     return 1;
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
     double worst = 0, total = 0;
     for (int i = 0; i < count; i++) {
       double t0 = cpu_now();
-      sipub_ua_receive(ua, now, d, len);
+      sipub_ua_receive(ua, now, NULL, d, len);
       double dt = cpu_now() - t0;
       total += dt;
       if (dt > worst) worst = dt;
