@@ -171,6 +171,10 @@ describe("error positions", function()
       at_caller(bad("Compositor.new", "min_expires"), function() sip.Compositor.new{ min_expires = 10, max_expires = 5 } end)
       at_caller(bad("Compositor.new", "on_request"), function() sip.Compositor.new{ on_request = 5 } end)
       at_caller(bad("Compositor.new", "events[1]"), function() sip.Compositor.new{ events = { "a;b" } } end)
+      local many = {}
+      for i = 1, 33 do many[i] = "e" .. i end
+      at_caller(bad("Compositor.new", "events") .. "32 at most", function() sip.Compositor.new{ events = many } end)
+      at_caller(bad("Compositor.new", "events[2]"), function() sip.Compositor.new{ events = { "a", 5 } } end)
     end)
   end)
 
