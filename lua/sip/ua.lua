@@ -279,6 +279,11 @@ end
 --- Methods.
 -- @section methods
 
+-- The message for a method called on something else than a user agent (ua.close()).
+local function not_a_ua(self, call)
+  return ("expected a sip.UA (call it as ua:%s), got %s"):format(call, check.show(self))
+end
+
 --- Publishes event state: makes a @{PublishContext}, already sending its initial PUBLISH
 -- (a refresh of `options.etag`'s state when given). The binding checks the strings against
 -- the core's rules and raises, naming the argument, at the caller's line.
@@ -289,9 +294,7 @@ end
 -- @treturn PublishContext the publication
 -- @raise `bad argument to 'publish' (WHAT: …)`; `sip: publish on a closed user agent`
 function UA:publish(target, event, body, options)
-  if getmetatable(self) ~= UA then
-    check.fail("publish", "self", "expected a sip.UA (call it as ua:publish(...)), got " .. check.show(self), 2)
-  end
+  if getmetatable(self) ~= UA then check.fail("publish", "self", not_a_ua(self, "publish(...)"), 2) end
   if self.closed then error("sip: publish on a closed user agent", 2) end
   check_string("target", target, 2)
   check_string("event", event, 2)
@@ -310,6 +313,7 @@ end
 -- @{sip.run} returns. Idempotent. The removes are paced like every other request (at most
 -- 256 transactions in flight per user agent).
 function UA:close()
+  if getmetatable(self) ~= UA then check.fail("close", "self", not_a_ua(self, "close()"), 2) end
   if self.closed then return end
   self.closed = true
   open_uas[self] = nil
@@ -320,6 +324,7 @@ end
 -- default: the system picks one).
 -- @treturn int|nil the port; nil with `transport = "virtual"`
 function UA:port()
+  if getmetatable(self) ~= UA then check.fail("port", "self", not_a_ua(self, "port()"), 2) end
   return self._core:port()
 end
 

@@ -100,6 +100,8 @@ describe("error positions", function()
 
     it("called with a dot: names self", function()
       at_caller(bad("publish", "self"), function() ua.publish("sip:a@b.c", "presence", "B") end)
+      at_caller(bad("close", "self"), function() ua.close() end)
+      at_caller(bad("port", "self"), function() ua.port() end)
     end)
 
     it("on a closed user agent", function()
