@@ -15,6 +15,8 @@
 
 --- The whole raw message.
 -- @string data
+local check = require "sip.check"
+
 local Response = {}
 Response.__index = Response
 
@@ -28,6 +30,15 @@ local COMPACT = {
 local function canonical(name)
   name = name:lower()
   return COMPACT[name] or name
+end
+
+-- The canonical name of a header name argument of the method fname (raised at the caller of
+-- that method when it is not a string).
+local function wanted(fname, name)
+  if type(name) ~= "string" then
+    check.fail(fname, "name", "expected a string, got " .. check.show(name), 3)
+  end
+  return canonical(name)
 end
 
 -- Parses the header section once, on first use: a list of { lower-case name, value }.
@@ -62,7 +73,7 @@ end
 -- @string name the header name (any case, or a compact form)
 -- @treturn string|nil
 function Response:getHeader(name)
-  local want = canonical(name)
+  local want = wanted("getHeader", name)
   for _, h in ipairs(headers(self)) do
     if h[1] == want then return h[2] end
   end
@@ -73,7 +84,7 @@ end
 -- @string name
 -- @treturn {string,...}
 function Response:getHeaders(name)
-  local want, out = canonical(name), {}
+  local want, out = wanted("getHeaders", name), {}
   for _, h in ipairs(headers(self)) do
     if h[1] == want then out[#out + 1] = h[2] end
   end
@@ -84,7 +95,11 @@ end
 -- @string name
 -- @treturn bool
 function Response:hasHeader(name)
-  return self:getHeader(name) ~= nil
+  local want = wanted("hasHeader", name)
+  for _, h in ipairs(headers(self)) do
+    if h[1] == want then return true end
+  end
+  return false
 end
 
 function Response:__tostring()

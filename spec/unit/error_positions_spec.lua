@@ -131,6 +131,18 @@ describe("error positions", function()
       at_caller(bad("close", "self"), function() ctx.close("x") end)
     end)
 
+    it("the response's header methods", function()
+      local response
+      ctx:on("published", function(r) response = r end)
+      net:reply(net:take(), 200, { ["SIP-ETag"] = "e1" })
+      assert.is_table(response)
+      assert.is_true(response:hasHeader("sip-etag"))
+      assert.is_false(response:hasHeader("X-None"))
+      at_caller(bad("getHeader", "name"), function() response:getHeader(nil) end)
+      at_caller(bad("getHeaders", "name"), function() response:getHeaders(5) end)
+      at_caller(bad("hasHeader", "name"), function() response:hasHeader() end)
+    end)
+
     it("misuse: nothing to refresh, a closed context", function()
       net:reply(net:take(), 403)
       at_caller("sip: cannot publish: nothing is published to refresh$", function() ctx:publish() end)
