@@ -265,8 +265,8 @@ function sip.now() return core.now() end
 -- |---|---|---|
 -- | a final response ≥ 300 not recovered | its reason phrase | nil |
 -- | the next hop's name does not resolve | `"Connection Error"` | `"nonexistent.invalid: unknown node or service"` |
--- | the transport refuses the request at once (an IPv6 next hop from an IPv4 socket) | `"Connection Error"` | `"::1:5060 (udp): the transport refused the request"` |
--- | the system refuses a datagram after it was queued | `"Connection Error"` | `"HOST:PORT network is unreachable"` (the system's reason) |
+-- | the system refuses the datagram when it is sent (an IPv6 next hop from an IPv4 socket, a broadcast address) | `"Connection Error"` | `"::1:5060 (udp): the transport refused the request"` |
+-- | the system refuses a datagram of a batch the loop sends to a destination that took datagrams before | `"Connection Error"` | `"HOST:PORT network is unreachable"` (the system's reason) |
 -- | a stream flow of a driver fails | `"Connection Error"` | the driver's reason |
 -- | no answer (nothing listening, server down, datagrams lost) | `"Request Timeout"` (Timer F, 32 s) | nil |
 -- | a 2xx to an initial PUBLISH without a usable SIP-ETag | `"Protocol Error"` | nil |
