@@ -64,7 +64,7 @@ describe("the API reference", function()
     local warnings = {}
     for line in out:gmatch("[^\n]+") do
       if not (line:match("^reading configuration") or line:match("^output written")
-              or line:match("^format: using")) then
+              or line:match("^format:")) then
         warnings[#warnings + 1] = line
       end
     end
