@@ -206,6 +206,17 @@ fuzz-regress: fuzz-build
 # Sizes: BENCH_N, BENCH_W, BENCH_REPEAT, BENCH_MEM_N, BENCH_SCALE_N, BENCH_SCALE_SECS... (bench/README.md).
 # Packages: mk/packages/bench.txt (`make bench-deps`, above).
 
+# The API reference: LDoc (mk/packages/doc.txt) over the doc comments of lua/sip/*.lua, as
+# config.ld says, into build/doc/ (index.html). Not committed.
+.PHONY: doc
+doc:
+	@sh mk/deps.sh doc
+	rm -rf $(BUILD)/doc && mkdir -p $(BUILD)
+	ldoc -d $(BUILD)/doc . > $(BUILD)/ldoc.log 2>&1 || { cat $(BUILD)/ldoc.log; exit 1; }
+	@if grep -v -e '^reading configuration' -e '^output written' -e '^format:' $(BUILD)/ldoc.log; \
+	  then echo "make doc: LDoc warnings above" >&2; exit 1; fi
+	@echo "make doc: $(BUILD)/doc/index.html"
+
 .PHONY: bench bench-build bench-openresty
 
 bench-build: bench-deps all

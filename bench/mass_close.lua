@@ -26,8 +26,8 @@ end
 assert(port, "sip-compositor did not start")
 local pid = io.open(log .. ".pid"):read("l")
 
-local ua = sip.UA.new { uri = "sip:bench@127.0.0.1", outbound_proxy = "sip:127.0.0.1:" .. port,
-                        local_address = "127.0.0.1" }
+local ua = sip.UA.new { uri = "sip:bench@127.0.0.1", outboundProxy = "sip:127.0.0.1:" .. port,
+                        localAddress = "127.0.0.1" }
 local started, published, failed, unpublished_ok, unpublished_other = 0, 0, 0, 0, 0
 local function start_one()
   started = started + 1

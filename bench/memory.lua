@@ -11,8 +11,8 @@ local W = common.arg_int(arg[3], 256)
 local LIMIT = tonumber(os.getenv("BENCH_RUN_LIMIT") or "120")
 local SETTLE = 6 -- seconds: Timer K (T4 = 5 s) frees every completed transaction
 
-local ua = sip.UA.new { uri = "sip:bench@127.0.0.1", outbound_proxy = "sip:127.0.0.1:" .. port,
-                        local_address = "127.0.0.1" }
+local ua = sip.UA.new { uri = "sip:bench@127.0.0.1", outboundProxy = "sip:127.0.0.1:" .. port,
+                        localAddress = "127.0.0.1" }
 local OPTS = { contentType = common.CONTENT_TYPE, expires = 3600 }
 local BODY = common.BODY1
 local contexts = {} -- the application's own references, as a real one would keep

@@ -3,6 +3,7 @@
 -- Sizes come from BENCH_* environment variables (see bench/README.md).
 package.path = "bench/?.lua;" .. package.path
 local common = require "common"
+local charts = require "charts"
 
 local B = os.getenv("BENCH_BIN") or "build/bench"
 local BUILD = os.getenv("SIP_BUILD") or "build"
@@ -35,6 +36,9 @@ local cfg = {
   SKIP = " " .. (os.getenv("BENCH_SKIP") or "") .. " ",
   LIMIT = env_num("BENCH_RUN_LIMIT", 180), -- seconds, any one client run
   FAST = env_num("BENCH_TEMPLATE", 1) ~= 0, -- also against the template responder
+  CHARTS = env_num("BENCH_CHARTS", 1) ~= 0, -- draw the charts (bench/charts.lua, gnuplot)
+  CHART_FORMAT = os.getenv("BENCH_CHART_FORMAT") or "svg", -- or png
+  CHART_NOTE = os.getenv("BENCH_CHART_NOTE"), -- appended to every chart's title
 }
 local function skipped(section) return cfg.SKIP:find(" " .. section .. " ", 1, true) ~= nil end
 
@@ -216,10 +220,10 @@ end
 -- ---- 1 + 2: throughput -----------------------------------------------------------------
 
 local CLIENTS = {
-  { key = "ours", name = "lua-sip-publish (Lua 5.4, `sip.run`)" },
-  { key = "sipp", name = "SIPp (UAC scenario)" },
-  { key = "sofia", name = "Sofia-SIP `nua_publish`" },
-  { key = "raw", name = "raw UDP ping-pong (C)" },
+  { key = "ours", name = "lua-sip-publish (Lua 5.4, `sip.run`)", short = "lua-sip-publish" },
+  { key = "sipp", name = "SIPp (UAC scenario)", short = "SIPp" },
+  { key = "sofia", name = "Sofia-SIP `nua_publish`", short = "Sofia-SIP" },
+  { key = "raw", name = "raw UDP ping-pong (C)", short = "raw UDP (C)" },
 }
 
 local function sipp_stats(file)
@@ -391,6 +395,7 @@ local function scale()
   r.server_cpu = m.server_cpu
   r.drops = m.drops
   r.maxrss_kb = m.proc.maxrss_kb
+  r.series = charts.series(m.out) -- per second, for the chart
   if not m.res.scale then log("scale output: %s", m.out:sub(1, 600)) end
   return r
 end
@@ -532,7 +537,20 @@ end
 
 -- ---- report ----------------------------------------------------------------------------
 
-local function report(mach, tp, mem, sc, cg, prof, elapsed)
+-- The charts of a section (bench/charts.lua), as Markdown images, or the note saying why
+-- there are none.
+local function pictures(pics, note)
+  if pics and #pics > 0 then
+    for _, p in ipairs(pics) do w(("![%s](%s)"):format(p.alt, p.file)) end
+    w()
+  elseif note then
+    w("*" .. note .. "*")
+    w()
+  end
+end
+
+local function report(mach, tp, mem, sc, cg, prof, elapsed, drawn, chart_note)
+  drawn = drawn or {}
   local body = #common.BODY1
   w("# Benchmark results — lua-sip-publish")
   w()
@@ -566,6 +584,7 @@ local function report(mach, tp, mem, sc, cg, prof, elapsed)
       "comes from `/proc/PID/stat` over the run.")
     w()
     table_rows(tp.rows)
+    pictures(drawn.throughput, chart_note)
     local byn = {}
     for _, r in ipairs(tp.rows) do byn[r.n] = byn[r.n] or {}; byn[r.n][r.key] = r end
     local n1, n2 = cfg.N[1], cfg.N[#cfg.N]
@@ -688,6 +707,8 @@ local function report(mach, tp, mem, sc, cg, prof, elapsed)
       commas(sc.late412 or -1), commas(sc.missed or -1), commas(sc.failed or -1), f(sc.us_per_refresh, 1),
       f(sc.lat_p50_ms, 2), f(sc.lat_p99_ms, 2), f(sc.lat_max_ms, 1), f(sc.server_cpu, 2), commas(sc.drops or 0),
       f((sc.maxrss_kb or 0) / 1024, 0)))
+    w()
+    pictures(drawn.scale, chart_note)
     local zero = (sc.late412 or 1) == 0 and (sc.missed or 1) == 0 and (sc.failed or 1) == 0 and (sc.published or 0) == cfg.SCALE_N
     target(("no late or missed refresh (%s publications)"):format(commas(cfg.SCALE_N)),
            ("%s late, %s missed"):format(commas(sc.late412 or -1), commas(sc.missed or -1)), "0", zero)
@@ -867,7 +888,16 @@ if not skipped("scale") then sc = scale() end
 if not skipped("core") then cg = callgrind_core() end
 if not skipped("core") and not skipped("scale") and sc then sc.core = callgrind_scale() end
 if not skipped("profile") then prof = profile_lua() end
-report(mach, tp, mem, sc, cg, prof, os.time() - t_begin)
+local drawn, chart_note = {}, nil
+if cfg.CHARTS then
+  local dir = OUT:match("^(.*)/[^/]*$") or "."
+  drawn, chart_note = charts.draw { dir = dir .. "/charts", rel = "charts/", tmp = TMP, tp = tp, sc = sc,
+                                    clients = CLIENTS, format = cfg.CHART_FORMAT, note = cfg.CHART_NOTE }
+  if chart_note then log("%s", chart_note) end
+else
+  chart_note = "charts not drawn (BENCH_CHARTS=0)"
+end
+report(mach, tp, mem, sc, cg, prof, os.time() - t_begin, drawn, chart_note)
 local text = table.concat(md, "\n") .. "\n"
 local fh = assert(io.open(OUT, "w"))
 fh:write(text)

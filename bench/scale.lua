@@ -1,6 +1,8 @@
 -- bench/scale.lua: N publications with short server expiries (10..30 s requested, spread)
 -- refreshing on their own for SECS seconds: late refreshes (412), missed ones, CPU per
--- refresh and event-loop lateness of a 10 ms timer. usage: lua5.4 bench/scale.lua PORT N SECS [W]
+-- refresh and event-loop lateness of a 10 ms timer; and the same per second of the run, as
+-- "SERIES scale t=… initials=… refreshes=… lat_p50_ms=… lat_p99_ms=… lat_max_ms=…" lines
+-- (bench/charts.lua draws them). usage: lua5.4 bench/scale.lua PORT N SECS [W]
 package.path = "bench/?.lua;" .. package.path
 local common = require "common"
 local sip = require "sip"
@@ -11,13 +13,19 @@ local SECS = tonumber(arg[3]) or 60
 local W = common.arg_int(arg[4], 256)
 local MIN_EXP, MAX_EXP = 10, 30
 
-local ua = sip.UA.new { uri = "sip:bench@127.0.0.1", outbound_proxy = "sip:127.0.0.1:" .. port,
-                        local_address = "127.0.0.1" }
+local ua = sip.UA.new { uri = "sip:bench@127.0.0.1", outboundProxy = "sip:127.0.0.1:" .. port,
+                        localAddress = "127.0.0.1" }
 local BODY = common.BODY1
 local last_ok, expires_of = {}, {}
 local started, initial_done, refreshes, late412, failed = 0, 0, 0, 0, 0
 local t_start, t_ramped, c_ramped, refreshes_at_ramp
 local now = sip.now
+
+-- Per second of the run (index 1: the first second): initial 2xx, refresh 2xx, and the
+-- lateness samples of the 10 ms timer.
+local per_initial, per_refresh, per_lateness = {}, {}, {}
+local function second() return math.floor(now() - t_start) + 1 end
+local function bump(t, k) t[k] = (t[k] or 0) + 1 end
 
 local start
 start = function()
@@ -33,12 +41,14 @@ start = function()
     if first then
       first = false
       initial_done = initial_done + 1
+      bump(per_initial, second())
       if started < N then start() end
       if initial_done == N then
         t_ramped, c_ramped, refreshes_at_ramp = now(), os.clock(), refreshes
       end
     else
       refreshes = refreshes + 1
+      bump(per_refresh, second())
     end
   end)
   ctx:on("progress", function(r) if r and r.status_code == 412 then late412 = late412 + 1 end end)
@@ -52,6 +62,10 @@ local function arm(expected)
   sip.timer(PERIOD, function()
     local t = now()
     lateness[#lateness + 1] = t - expected
+    local k = second()
+    local l = per_lateness[k]
+    if not l then l = {}; per_lateness[k] = l end
+    l[#l + 1] = t - expected
     if ticking then arm(t + PERIOD) end
   end)
 end
@@ -70,6 +84,13 @@ local function finish()
   end
   local steady_refresh = t_ramped and (refreshes - refreshes_at_ramp) or 0
   local steady_cpu = t_ramped and (c_end - c_ramped) or 0
+  for k = 1, math.floor(t_end - t_start) do
+    local l = per_lateness[k] or {}
+    table.sort(l)
+    local function at(p) return #l > 0 and l[math.max(1, math.ceil(#l * p))] * 1000 or 0 end
+    io.write(("SERIES scale t=%d initials=%d refreshes=%d lat_p50_ms=%.3f lat_p99_ms=%.3f lat_max_ms=%.3f\n")
+      :format(k - 1, per_initial[k] or 0, per_refresh[k] or 0, at(0.5), at(0.99), at(1.0)))
+  end
   common.result("scale", {
     n = N, started = started, published = initial_done, secs = t_end - t_start,
     ramp_secs = t_ramped and (t_ramped - t_start) or -1, refreshes = refreshes,

@@ -10,8 +10,8 @@ local N = common.arg_int(arg[2], 1000)
 local W = common.arg_int(arg[3], 64)
 local LIMIT = tonumber(os.getenv("BENCH_RUN_LIMIT") or "120") -- seconds, a hung run stops
 
-local ua = sip.UA.new { uri = "sip:bench@127.0.0.1", outbound_proxy = "sip:127.0.0.1:" .. port,
-                        local_address = "127.0.0.1" }
+local ua = sip.UA.new { uri = "sip:bench@127.0.0.1", outboundProxy = "sip:127.0.0.1:" .. port,
+                        localAddress = "127.0.0.1" }
 local OPTS = { contentType = common.CONTENT_TYPE, expires = 3600 }
 local BODY1, BODY2 = common.BODY1, common.BODY2
 

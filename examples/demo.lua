@@ -29,8 +29,8 @@ local esc = sip.Compositor.new {
 }
 log("test compositor listening on %s", esc:uri())
 
-local ua = sip.UA.new { uri = "sip:alice@example.test", outbound_proxy = esc:uri(),
-                        local_address = "127.0.0.1" }
+local ua = sip.UA.new { uri = "sip:alice@example.test", outboundProxy = esc:uri(),
+                        localAddress = "127.0.0.1" }
 local pub = ua:publish("sip:alice@example.test", "presence", pidf("open", "available"),
                        { contentType = "application/pidf+xml", expires = 3600 })
 

@@ -26,7 +26,7 @@ local function dialog_info(state)
 ]]):format(version, aor, state)
 end
 
-local ua = sip.UA.new { uri = aor, outbound_proxy = proxy, local_address = "127.0.0.1" }
+local ua = sip.UA.new { uri = aor, outboundProxy = proxy, localAddress = "127.0.0.1" }
 local pub = ua:publish(aor, "dialog", dialog_info("early"),
                        { contentType = "application/dialog-info+xml", expires = 300 })
 

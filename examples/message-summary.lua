@@ -23,7 +23,7 @@ local function summary(new, old)
   }, "\r\n")
 end
 
-local ua = sip.UA.new { uri = aor, outbound_proxy = proxy, local_address = "127.0.0.1" }
+local ua = sip.UA.new { uri = aor, outboundProxy = proxy, localAddress = "127.0.0.1" }
 local pub = ua:publish(aor, "message-summary", summary(2, 0),
                        { contentType = "application/simple-message-summary", expires = 3600 })
 

@@ -23,7 +23,7 @@ local function pidf(basic, note)
 ]]):format(aor, basic, note)
 end
 
-local ua = sip.UA.new { uri = aor, outbound_proxy = proxy, local_address = "127.0.0.1" }
+local ua = sip.UA.new { uri = aor, outboundProxy = proxy, localAddress = "127.0.0.1" }
 local pub = ua:publish(aor, "presence", pidf("open", "At my desk"),
                        { contentType = "application/pidf+xml", expires = 600 })
 

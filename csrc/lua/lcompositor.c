@@ -199,10 +199,10 @@ static int get_int(lua_State *L, int t, const char *k, int def, int min, int max
   int v = def;
   if (!lua_isnil(L, -1)) {
     if (!lua_isinteger(L, -1))
-      luaL_error(L, "bad argument to 'Compositor.new' (%s: expected an integer)", k);
+      lsipub_error_at(L, 2, "bad argument to 'Compositor.new' (%s: expected an integer)", k);
     lua_Integer x = lua_tointeger(L, -1);
     if (x < min || x > max)
-      luaL_error(L, "bad argument to 'Compositor.new' (%s: out of range)", k);
+      lsipub_error_at(L, 2, "bad argument to 'Compositor.new' (%s: out of range)", k);
     v = (int)x;
   }
   lua_pop(L, 1);
@@ -218,7 +218,7 @@ static int l_compositor_new(lua_State *L)
   memset(&o, 0, sizeof o);
   lua_getfield(L, 1, "host");
   o.host = lua_isnil(L, -1) ? "127.0.0.1" : lua_tostring(L, -1);
-  if (!o.host) return luaL_error(L, "bad argument to 'Compositor.new' (host: expected a string)");
+  if (!o.host) return lsipub_error_at(L, 2, "bad argument to 'Compositor.new' (host: expected a string)");
   lua_pop(L, 1);
   o.port = get_int(L, 1, "port", 0, 0, 65535);
   o.min_expires = get_int(L, 1, "min_expires", 0, 0, 0x7fffffff);
@@ -232,17 +232,17 @@ static int l_compositor_new(lua_State *L)
   int ev = lua_gettop(L);
   if (lua_istable(L, ev)) {
     size_t n = (size_t)lua_rawlen(L, ev);
-    if (n > 32) return luaL_error(L, "bad argument to 'Compositor.new' (events: 32 at most)");
+    if (n > 32) return lsipub_error_at(L, 2, "bad argument to 'Compositor.new' (events: 32 at most)");
     for (size_t i = 0; i < n; i++) {
       lua_rawgeti(L, ev, (lua_Integer)i + 1);
       events[i] = lua_tostring(L, -1);
-      if (!events[i]) return luaL_error(L, "bad argument to 'Compositor.new' (events: strings)");
+      if (!events[i]) return lsipub_error_at(L, 2, "bad argument to 'Compositor.new' (events: strings)");
       lua_pop(L, 1);
     }
     events[n] = NULL;
     o.events = events;
   } else if (!lua_isnil(L, ev)) {
-    return luaL_error(L, "bad argument to 'Compositor.new' (events: expected an array)");
+    return lsipub_error_at(L, 2, "bad argument to 'Compositor.new' (events: expected an array)");
   }
 
   uv_loop_t *loop = lsipub_loop(L); /* made before the compositor, finalized after it */
@@ -254,7 +254,7 @@ static int l_compositor_new(lua_State *L)
   int err = 0;
   lc->c = sipub_compositor_new(loop, &o, &err);
   if (!lc->c)
-    return luaL_error(L, "Compositor.new: cannot listen on %s:%d: %s", o.host, o.port,
+    return lsipub_error_at(L, 2, "Compositor.new: cannot listen on %s:%d: %s", o.host, o.port,
                       err == UV_EINVAL ? "not a loopback address (any_address = true allows it)"
                                        : uv_strerror(err));
   lua_getfield(L, 1, "on_request");

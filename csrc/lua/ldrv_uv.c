@@ -99,7 +99,7 @@ void lsipub_driver_uv(lua_State *L, lua_ua *u, const lsipub_driver_args *a, sipu
   const char *bind = a->local_address ? a->local_address : "0.0.0.0";
   d->io = sipub_uv_new(lsipub_loop(L), bind, a->local_port, &err);
   if (!d->io)
-    luaL_error(L, "sip.UA.new: cannot bind UDP %s:%d: %s", bind, a->local_port, uv_strerror(err));
+    lsipub_error_at(L, 2, "sip.UA.new: cannot bind UDP %s:%d: %s", bind, a->local_port, uv_strerror(err));
   if (a->via_host) {
     cfg->via_host = a->via_host;
   } else if (!is_wildcard(bind)) {

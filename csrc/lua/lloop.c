@@ -308,7 +308,7 @@ static int l_run(lua_State *L)
   static const uv_run_mode umodes[] = { UV_RUN_DEFAULT, UV_RUN_ONCE, UV_RUN_NOWAIT };
   int m = luaL_checkoption(L, 1, "default", modes);
   loop_box *b = get_loop_box(L);
-  if (b->running) return luaL_error(L, "sip.run: the loop is already running");
+  if (b->running) return lsipub_error_at(L, 2, "sip.run: the loop is already running");
 #if LUA_VERSION_NUM >= 504
   if (lua_toboolean(L, 2)) lua_gc(L, LUA_GCINC, 0, 0, 0); /* 0: parameters unchanged */
 #endif

@@ -3,6 +3,7 @@
 #include "lsipub.h"
 #include "sipub.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,4 +116,15 @@ __attribute__((visibility("default"))) int luaopen_sip_core(lua_State *L)
   lua_pushstring(L, SIPUB_CAUSE_PROTOCOL_ERROR);
   lua_setfield(L, -2, "PROTOCOL_ERROR");
   return 1;
+}
+
+int lsipub_error_at(lua_State *L, int level, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  luaL_where(L, level);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  return lua_error(L);
 }

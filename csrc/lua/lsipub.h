@@ -129,6 +129,10 @@ void lsipub_drain(lua_State *L, lua_ua *u);
 const char *lsipub_opt_string(lua_State *L, int t, const char *k);
 lua_Integer lsipub_opt_integer(lua_State *L, int t, const char *k, lua_Integer def);
 int lsipub_l_pub_new(lua_State *L);
+/* Raises the formatted message with the position of the function at `level` (luaL_where):
+ * 2 for a runtime error of a C function that the facade's wrapper calls (not as a tail
+ * call), so that it points at the application's line, not at lua/sip/. Does not return. */
+int lsipub_error_at(lua_State *L, int level, const char *fmt, ...);
 
 /* ---- registration ----------------------------------------------------------------------- */
 

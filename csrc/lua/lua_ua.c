@@ -281,7 +281,7 @@ static int l_ua_new(lua_State *L)
   if (lua_istable(L, -1)) lsipub_driver_lua(L, u, lua_gettop(L), &a, &cfg, &io, &now);
   else lsipub_driver_uv(L, u, &a, &cfg, &io, &now);
   u->core = sipub_ua_new(&cfg, &io, now);
-  if (!u->core) return luaL_error(L, "sip.UA.new: cannot create the user agent");
+  if (!u->core) return lsipub_error_at(L, 2, "sip.UA.new: cannot create the user agent");
   lua_settop(L, ud); /* the driver's strings are copied by now */
   if (u->ops->start) u->ops->start(L, u);
 #if LUA_VERSION_NUM < 503

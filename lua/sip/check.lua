@@ -52,13 +52,19 @@ function check.string(fname, what, v, level, opts)
   return v
 end
 
+-- A number is shown as its value ("got 1.5"), anything else as its type or quoted string.
+local function show_number(v)
+  if type(v) == "number" then return tostring(v) end
+  return show(v)
+end
+
 function check.integer(fname, what, v, level, min, max)
   if math.type and math.type(v) ~= "integer" then
     if not (type(v) == "number" and v == math.floor(v) and v > -2^53 and v < 2^53) then
-      fail(fname, what, "expected an integer, got " .. show(v), (level or 2) + 1)
+      fail(fname, what, "expected an integer, got " .. show_number(v), (level or 2) + 1)
     end
   elseif type(v) ~= "number" or v ~= math.floor(v) then
-    fail(fname, what, "expected an integer, got " .. show(v), (level or 2) + 1)
+    fail(fname, what, "expected an integer, got " .. show_number(v), (level or 2) + 1)
   end
   if (min and v < min) or (max and v > max) then
     fail(fname, what, ("must be between %s and %s, got %s"):format(min or "-inf", max or "inf", v),

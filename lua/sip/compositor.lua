@@ -1,5 +1,10 @@
--- sip.compositor: sip.Compositor, the bundled RFC 3903 test server (Event State Compositor)
--- on the module's event loop. See doc/compositor.md.
+--- `sip.Compositor`: the bundled RFC 3903 test server (Event State Compositor) on the
+-- module's event loop, for tests and demos: it keeps publications with their entity-tags
+-- and expiries, answers PUBLISH as RFC 3903 says, and can be scripted per request. See the
+-- [compositor.md topic](../topics/compositor.md.html) for the rules and `on_request`.
+-- @classmod sip.Compositor
+-- @usage local esc = sip.Compositor.new{}           -- 127.0.0.1, a free port
+-- local ua = sip.UA.new{ uri = "sip:alice@example.test", outboundProxy = esc:uri() }
 local core = require "sip.core"
 local check = require "sip.check"
 
@@ -11,8 +16,23 @@ local KEYS = {
   events = true, on_request = true, any_address = true, record = true,
 }
 
--- Compositor.new{ host = "127.0.0.1", port = 0, min_expires = 0, max_expires = 86400,
---                 default_expires = 3600, events = nil, on_request = nil, record = true }
+--- Starts a compositor listening on UDP.
+-- @tparam[opt] table opts
+-- @tparam[opt="127.0.0.1"] string opts.host the address to listen on (a loopback address
+-- unless `any_address`)
+-- @tparam[opt=0] int opts.port the port (0: any; see the `port` field)
+-- @tparam[opt=0] int opts.min_expires shorter requested expiries get 423 with Min-Expires
+-- @tparam[opt=86400] int opts.max_expires longer requested expiries are shortened
+-- @tparam[opt=3600] int opts.default_expires the expiry of a PUBLISH without Expires
+-- @tparam[opt] {string,...} opts.events the event packages accepted (others get 489); nil: any
+-- @tparam[opt] function opts.on_request `function(req)` called for every new PUBLISH,
+-- returning nil (the rules answer) or an action `{ code, reason, headers, delay, drop }`
+-- @tparam[opt=false] bool opts.any_address allow a non-loopback `host`
+-- @tparam[opt=true] bool opts.record keep the requests for @{requests}
+-- @treturn sip.Compositor
+-- @raise `bad argument to 'Compositor.new' (WHAT: …)`;
+-- `Compositor.new: cannot listen on HOST:PORT: REASON`
+-- @static
 function Compositor.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
@@ -49,14 +69,37 @@ function Compositor.new(opts)
   return setmetatable({ host = opts.host or "127.0.0.1", port = h:port(), _h = h }, Compositor)
 end
 
--- "sip:HOST:PORT", ready for outbound_proxy.
+--- `"sip:HOST:PORT"`, ready for `outboundProxy`.
+-- @treturn string
 function Compositor:uri() return ("sip:%s:%d"):format(self.host, self.port) end
+--- The live publications: an array of `{ uri, event, etag, body, content_type, expires }`,
+-- `expires` being the seconds left (a float).
+-- @treturn table
 function Compositor:publications() return self._h:publications() end
+--- The number of publications held.
+-- @treturn int
 function Compositor:count() return self._h:count() end
+--- The raw PUBLISH requests received so far, one per transaction (not the
+-- retransmissions), in order; empty with `record = false`.
+-- @treturn table
 function Compositor:requests() return self._h:requests() end
+--- Forgets every publication and the retransmission cache, as a restart would: the next
+-- refresh gets 412.
 function Compositor:clear() self._h:clear() end
+--- Releases the socket and drops answers still delayed. Idempotent. Once every compositor
+-- and user agent is closed, @{sip.run} returns.
 function Compositor:close() self._h:close() end
 
+--- Fields.
+-- @section fields
+
+--- The address it listens on.
+-- @string host
+
+--- The port it listens on (the real one when 0 was asked).
+-- @int port
+
+-- "sip.Compositor(host:port)".
 function Compositor:__tostring()
   return ("sip.Compositor(%s:%d)"):format(self.host, self.port)
 end

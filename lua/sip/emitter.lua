@@ -70,10 +70,12 @@ local function add(self, fname, event, fn, once, level)
   return self
 end
 
-function Emitter.on(self, event, fn) return add(self, "on", event, fn, false, 3) end
-function Emitter.once(self, event, fn) return add(self, "once", event, fn, true, 3) end
+-- Not tail calls (`add(...); return self`): a tail call drops the frame the levels count
+-- on (Lua 5.2+, LuaJIT) or keeps a pseudo-frame for it (Lua 5.1).
+function Emitter.on(self, event, fn) add(self, "on", event, fn, false, 3); return self end
+function Emitter.once(self, event, fn) add(self, "once", event, fn, true, 3); return self end
 -- on() called through the binding's ctx:on (one more level between the caller and here).
-function Emitter.on_from_c(self, event, fn) return add(self, "on", event, fn, false, 4) end
+function Emitter.on_from_c(self, event, fn) add(self, "on", event, fn, false, 4); return self end
 
 -- off(event) removes every handler of event; off(event, fn) only fn's registrations.
 function Emitter.off(self, event, fn)

@@ -1,48 +1,30 @@
---- sip.testing — an in-memory network and a virtual clock for deterministic tests.
+--- An in-memory network and a virtual clock for deterministic tests.
 --
--- Nothing touches a socket and no real time passes: every request the UA sends is captured,
--- every response is injected by the test, and timers (refreshes, retransmissions, Timer F)
--- fire only when the test advances the clock.
+-- Nothing touches a socket and no real time passes: every request the user agent sends is
+-- captured, every response is injected by the test, and timers (refreshes, retransmissions,
+-- Timer F) fire only when the test advances the clock. Built on @{sip.vnet}, a driver
+-- written in Lua (`transport = "virtual"`).
 --
---   local testing = require "sip.testing"
---   local ua, net = testing.new_ua()                -- transport = "virtual", clock at 0
---   local pub = ua:publish("sip:alice@example.com", "presence", "B1")
---   local events = testing.record(pub)              -- { {event=, status=, cause=, response=} }
---   local req = net:take()                          -- the one request sent so far, parsed
---   assert(req:header("Expires") == "3600" and req:header("SIP-If-Match") == nil)
---   net:reply(req, 200, { ["SIP-ETag"] = "e1", Expires = 3600 })
---   net:advance(3240)                               -- virtual seconds: the refresh goes out
---   assert(net:take():header("SIP-If-Match") == "e1")
---
--- testing.new_ua(config) -> ua, net
---   config as for sip.UA.new (a trace function included: it sees the virtual network's
---   messages, at the virtual time); defaults uri = "sip:alice@example.com",
---   outbound_proxy = "sip:127.0.0.1:5060" (false: none, requests go to the target's host);
---   transport is forced to "virtual".
--- testing.record(ctx) -> list receiving every event of ctx, in order.
--- testing.parse(data [, host, port]) -> request object (see below) of a raw request.
--- testing.response_for(req, code [, opts]) -> raw response string (see net:reply).
---
--- net:sent()          every request sent since the last call (drained), parsed
--- net:take()          exactly one request (an error listing what was sent otherwise)
--- net:none()          asserts that nothing was sent
--- net:reply(req, code [, opts])   builds a response to req, injects it, returns it (string)
--- net:response_for(req, code [, opts])  the same response, not injected
--- net:receive(data [, host, port])      injects raw bytes (default source: the proxy)
--- net:advance(seconds) / net:now()      the virtual clock, in (float) seconds
--- net:fail_sends(n)   the next n sends fail as a socket error would
---
--- Request object: method, uri, body (nil when empty), data (raw), host, port, branch (top
--- Via), cseq (number), cseq_method, call_id, from_tag, via_count; req:header(name) (first
--- value) and req:headers(name) (all values; Via values split on commas). Names are
--- case-insensitive and compact forms (v f t i m l c e o k s u) are understood.
---
--- Response options (opts): reason (default: the standard phrase), headers (an array of
--- {name, value} pairs, or a map written in name order), body, raw_extra (header lines
--- appended verbatim, a string or an array), content_length (written instead of the real
--- length), omit (array of header names to leave out: "Via", "From", "To", "Call-ID",
--- "CSeq"), and branch / cseq / call_id / method / to_tag overrides for mismatch tests.
--- Any other string key of opts is a header too (shorthand: { ["SIP-ETag"] = "e1" }).
+-- **Response options** (`opts` of @{Net:reply}, @{Net:response_for}, @{response_for}):
+-- `reason` (default: the standard phrase), `headers` (an array of `{name, value}` pairs, or
+-- a map written in name order), `body`, `raw_extra` (header lines appended verbatim, a
+-- string or an array), `content_length` (written instead of the real length), `omit` (an
+-- array of header names to leave out: `"Via"`, `"From"`, `"To"`, `"Call-ID"`, `"CSeq"`),
+-- and `branch` / `cseq` / `call_id` / `method` / `to_tag` overrides for mismatch tests. Any
+-- other string key of `opts` is a header too (shorthand: `{ ["SIP-ETag"] = "e1" }`).
+-- @module sip.testing
+-- @usage
+-- local testing = require "sip.testing"
+-- local ua, net = testing.new_ua()                -- transport = "virtual", clock at 0
+-- local pub = ua:publish("sip:alice@example.com", "presence", "B1")
+-- local events = testing.record(pub)              -- { {event=, status=, cause=, response=} }
+-- local req = net:take()                          -- the one request sent so far, parsed
+-- assert(req:header("Expires") == "3600" and req:header("SIP-If-Match") == nil)
+-- net:reply(req, 200, { ["SIP-ETag"] = "e1", Expires = 3600 })
+-- net:advance(3240)                               -- virtual seconds: the refresh goes out
+-- assert(net:take():header("SIP-If-Match") == "e1")
+
+local check = require "sip.check"
 
 local testing = {}
 local unpack = table.unpack or unpack -- luacheck: ignore
@@ -84,14 +66,38 @@ end
 
 ---------------------------------------------------------------------------- requests --
 
+--- A request as the test sees it (@{Net:take}, @{Net:sent}, @{parse}).
+-- Header names are case-insensitive and compact forms (`v f t i m l c e o k s u`) are
+-- understood.
+-- @type Request
 local Request = {}
 Request.__index = Request
 
+--- The fields of a request object.
+-- @table Request
+-- @tfield string method `"PUBLISH"` (nil for a parsed response, which has `status`)
+-- @tfield string uri the request URI
+-- @tfield string|nil body nil when empty
+-- @tfield string data the raw message
+-- @tfield string host where it was sent (the next hop)
+-- @tfield int port
+-- @tfield string branch the top Via's branch
+-- @tfield int cseq the CSeq number
+-- @tfield string cseq_method
+-- @tfield string call_id
+-- @tfield string from_tag
+-- @tfield int via_count
+
+--- The first value of a header, or nil.
+-- @string name
 function Request:header(name)
   local all = self._headers[canon(name)]
   return all and all[1]
 end
 
+--- Every value of a header (Via values split on commas).
+-- @string name
+-- @treturn {string,...}
 function Request:headers(name)
   local key = canon(name)
   local all = self._headers[key] or {}
@@ -116,8 +122,18 @@ function Request:__tostring()
   return table.concat(parts, "  ")
 end
 
+--- Functions.
+-- @section functions
+
 --- Parses a raw SIP request (or response: then `status` is set instead of `method`).
+-- @string data the raw message
+-- @string[opt] host
+-- @int[opt] port
+-- @treturn Request
 function testing.parse(data, host, port)
+  if type(data) ~= "string" then
+    check.fail("testing.parse", "data", "expected a string, got " .. check.show(data), 2)
+  end
   local head, body = data:match("^(.-)\r\n\r\n(.*)$")
   if not head then head, body = data, "" end
   local lines = {}
@@ -185,8 +201,20 @@ local OPTION = {
   branch = true, cseq = true, call_id = true, method = true, to_tag = true,
 }
 
---- Builds the raw response to request `req` (see the options at the top of the file).
-function testing.response_for(req, code, opts)
+-- The raw response; argument errors at `level` (3: the caller of the public function that
+-- called this one).
+local function build_response(fname, req, code, opts, level)
+  if type(req) ~= "table" or getmetatable(req) ~= Request then
+    check.fail(fname, "req", "expected a request from net:take() or net:sent(), got " ..
+               check.show(req), level)
+  end
+  if type(code) ~= "number" or code < 100 or code > 699 or code ~= math.floor(code) then
+    check.fail(fname, "code", "expected a status code 100-699, got " ..
+               (type(code) == "number" and tostring(code) or check.show(code)), level)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    check.fail(fname, "opts", "expected a table or nil, got " .. check.show(opts), level)
+  end
   opts = opts or {}
   local omit = {}
   for _, name in ipairs(opts.omit or {}) do omit[canon(name)] = true end
@@ -220,11 +248,25 @@ function testing.response_for(req, code, opts)
   return table.concat(lines, "\r\n") .. "\r\n\r\n" .. body
 end
 
+--- Builds the raw response to a request (see the response options above).
+-- @tparam Request req
+-- @int code the status code, 100 to 699
+-- @tab[opt] opts response options
+-- @treturn string the raw response
+function testing.response_for(req, code, opts)
+  local raw = build_response("testing.response_for", req, code, opts, 3)
+  return raw
+end
+
 -------------------------------------------------------------------------------- net --
 
+--- The in-memory network of a test user agent (@{new_ua}'s second result).
+-- @type Net
 local Net = {}
 Net.__index = Net
 
+--- Every request sent since the last call (drained), parsed, oldest first.
+-- @treturn {Request,...}
 function Net:sent()
   local out = {}
   for _, d in ipairs(self.vnet:take()) do
@@ -240,6 +282,9 @@ local function describe(list)
   return #list .. " requests:\n" .. table.concat(out, "\n")
 end
 
+--- Exactly one request: the one sent since the last call.
+-- @treturn Request
+-- @raise `expected exactly one request at t=…s, sent …` (listing what was sent)
 function Net:take()
   local list = self:sent()
   if #list ~= 1 then
@@ -249,6 +294,8 @@ function Net:take()
   return list[1]
 end
 
+--- Asserts that nothing was sent since the last call.
+-- @raise `expected no request at t=…s, sent …`
 function Net:none()
   local list = self:sent()
   if #list ~= 0 then
@@ -257,47 +304,103 @@ function Net:none()
   return true
 end
 
-function Net:response_for(req, code, opts) return testing.response_for(req, code, opts) end
+--- The response @{Net:reply} would inject, not injected.
+-- @tparam Request req
+-- @int code
+-- @tab[opt] opts response options
+-- @treturn string
+function Net:response_for(req, code, opts)
+  local raw = build_response("response_for", req, code, opts, 3)
+  return raw
+end
 
+--- Builds a response to `req`, injects it (from the proxy), and returns it.
+-- @tparam Request req
+-- @int code
+-- @tab[opt] opts response options
+-- @treturn string the raw response
 function Net:reply(req, code, opts)
-  local raw = testing.response_for(req, code, opts)
+  local raw = build_response("reply", req, code, opts, 3)
   self.vnet:receive(raw)
   return raw
 end
 
+--- Injects raw bytes as a datagram from the network.
+-- @string data
+-- @string[opt] host the source (default: the proxy)
+-- @int[opt] port
 function Net:receive(data, host, port)
   self.vnet:receive(data, host, port)
 end
 
+--- Moves the virtual clock on; every timer due meanwhile fires at its own instant.
+-- @number seconds ≥ 0 (float)
 function Net:advance(seconds)
-  assert(type(seconds) == "number" and seconds >= 0, "advance: seconds must be a number >= 0")
+  if type(seconds) ~= "number" or not (seconds >= 0) then -- not (>=): NaN too
+    check.fail("advance", "seconds", "expected a number >= 0, got " ..
+               (type(seconds) == "number" and tostring(seconds) or check.show(seconds)), 2)
+  end
   self.vnet:advance(math.floor(seconds * 1000 + 0.5))
 end
 
+--- The virtual time in seconds.
+-- @treturn number
 function Net:now() return self.vnet:time() / 1000 end
 
-function Net:fail_sends(n) self.vnet:fail_sends(n or 1) end
+--- The next `n` sends fail as a socket error would (`Connection Error`).
+-- @int[opt=1] n
+function Net:fail_sends(n)
+  if n ~= nil then check.integer("fail_sends", "n", n, 2, 0) end
+  self.vnet:fail_sends(n or 1)
+end
 
 --------------------------------------------------------------------------- entry points --
 
+--- Entry points.
+-- @section entry
+
+--- A user agent on the in-memory network, its clock at 0.
+-- @tparam[opt] table config as for @{sip.UA.new}; defaults `uri = "sip:alice@example.com"`,
+-- `outboundProxy = "sip:127.0.0.1:5060"` (`false`: none, requests go to the target's
+-- host); `transport` is forced to `"virtual"`
+-- @treturn sip.UA
+-- @treturn Net
 function testing.new_ua(config)
+  if config ~= nil and type(config) ~= "table" then
+    check.fail("testing.new_ua", "config", "expected a table or nil, got " .. check.show(config), 2)
+  end
   local cfg = {}
   for k, v in pairs(config or {}) do cfg[k] = v end
   if cfg.transport ~= nil and cfg.transport ~= "virtual" then
-    error("sip.testing: transport must be \"virtual\" (or left out)", 2)
+    check.fail("testing.new_ua", "transport", "expected \"virtual\" or nil, got " ..
+               check.show(cfg.transport), 2)
   end
   cfg.uri = cfg.uri or "sip:alice@example.com"
-  if cfg.outbound_proxy == nil then
-    cfg.outbound_proxy = "sip:127.0.0.1:5060"
-  elseif cfg.outbound_proxy == false then -- no proxy: requests go to the target's host
-    cfg.outbound_proxy = nil
+  -- outboundProxy (or its alias outbound_proxy): false for none, requests go to the
+  -- target's host; both spellings given are left for sip.UA.new to refuse
+  local proxy_key = cfg.outboundProxy == nil and cfg.outbound_proxy ~= nil and "outbound_proxy"
+                    or "outboundProxy"
+  if cfg[proxy_key] == nil then
+    cfg[proxy_key] = "sip:127.0.0.1:5060"
+  elseif cfg[proxy_key] == false then
+    cfg[proxy_key] = nil
   end
   cfg.transport = "virtual"
-  local ua = require("sip").UA.new(cfg)
+  local ok, ua = pcall(require("sip").UA.new, cfg)
+  if not ok then -- UA.new's message, at new_ua's caller ("testing.new_ua" is not in it)
+    error((tostring(ua):gsub("^[^:]*:%d+: ", "")), 2)
+  end
   return ua, setmetatable({ ua = ua, core = ua._core, vnet = ua._net }, Net)
 end
 
+--- A list receiving every event of a context, in order: `{ event =, status =, cause =,
+-- response = }` entries.
+-- @tparam PublishContext ctx
+-- @treturn table
 function testing.record(ctx)
+  if type(ctx) ~= "table" or type(ctx.on) ~= "function" then
+    check.fail("testing.record", "ctx", "expected a publish context, got " .. check.show(ctx), 2)
+  end
   local list = {}
   for _, name in ipairs { "progress", "published", "failed", "unpublished" } do
     ctx:on(name, function(response, cause)

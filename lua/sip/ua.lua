@@ -1,4 +1,13 @@
--- sip.ua: sip.UA — a user agent owning one transport and its publish contexts.
+--- A user agent: one transport (a UDP socket, or the in-memory network of
+-- @{sip.testing}) and the publications made through it (@{PublishContext}).
+-- `sip.UA` in the @{sip} module.
+--
+-- Option names are camelCase, as `authorizationUser` and the publish options are; the
+-- snake_case spellings of earlier versions (`outbound_proxy`, `user_agent`,
+-- `local_address`, `local_port`, `via_host`) are accepted as aliases, and giving both
+-- spellings of one option is an error
+-- (`bad argument to 'UA.new' (config: outboundProxy and outbound_proxy name the same option: give one)`).
+-- @classmod sip.UA
 local core = require "sip.core"
 local check = require "sip.check"
 local Context = require "sip.context"
@@ -10,7 +19,8 @@ UA.__index = UA
 -- The user agents not closed yet (weak: a dropped UA is not kept alive), for sip.shutdown().
 local open_uas = setmetatable({}, { __mode = "k" })
 
--- Calls fn(ua) for every user agent not closed yet.
+-- Calls fn(ua) for every user agent not closed yet (for sip.shutdown).
+-- @local
 function UA.each_open(fn)
   local list = {}
   for ua in pairs(open_uas) do list[#list + 1] = ua end
@@ -19,11 +29,32 @@ end
 
 local HEADER = check.HEADER
 
+-- UA.new's options, by their documented (camelCase) names.
 local UA_KEYS = {
-  uri = true, outbound_proxy = true, user_agent = true, local_address = true,
-  local_port = true, via_host = true, transport = true, seed = true, driver = true,
+  uri = true, outboundProxy = true, userAgent = true, localAddress = true,
+  localPort = true, viaHost = true, transport = true, seed = true, driver = true,
   authorizationUser = true, password = true, ha1 = true, realm = true, trace = true,
 }
+-- The snake_case spellings of earlier versions, accepted as aliases.
+local ALIASES = {
+  outbound_proxy = "outboundProxy", user_agent = "userAgent", local_address = "localAddress",
+  local_port = "localPort", via_host = "viaHost",
+}
+for alias in pairs(ALIASES) do UA_KEYS[alias] = true end
+
+-- config with every alias under its documented name, and the name each option was given
+-- under (errors name the key the caller wrote). Both spellings of one option: an error.
+local function normalise(config)
+  local out, given = {}, {}
+  for k, v in pairs(config) do
+    local name = ALIASES[k]
+    if name and config[name] ~= nil then
+      check.fail("UA.new", "config", ("%s and %s name the same option: give one"):format(name, k), 3)
+    end
+    out[name or k], given[name or k] = v, k
+  end
+  return out, setmetatable(given, { __index = function(_, k) return k end })
+end
 local HA1_ALGORITHMS = { ["MD5"] = "ha1_md5", ["SHA-256"] = "ha1_sha256", ["SHA-512-256"] = "ha1_sha512_256" }
 
 -- Digest credentials: authorizationUser (default: the user part of uri), password, and/or
@@ -85,38 +116,76 @@ local function check_uri(fname, what, v, level)
   return u
 end
 
+--- Construction.
+-- @section construction
+
+--- Creates a user agent (with `transport = "udp"`, binds its socket at once).
+-- @tparam table config the options:
+-- @tparam string config.uri the address of record (`From`), a `sip:` or `sips:` URI
+-- @tparam[opt] string config.outboundProxy the next hop of every request (`sip:127.0.0.1:5060`);
+-- without it requests go to the host of the target URI. Alias `outbound_proxy`.
+-- @tparam[opt] string|false config.userAgent the `User-Agent` header value (default
+-- `lua-sip-publish/` and @{sip._VERSION}); `false` to omit it. Alias `user_agent`.
+-- @tparam[opt="0.0.0.0"] string config.localAddress the IPv4 or IPv6 address the socket
+-- binds to (`"::"` for IPv6 next hops). Alias `local_address`.
+-- @tparam[opt=0] int config.localPort the port the socket binds to (0: any, see @{port}).
+-- Alias `local_port`.
+-- @tparam[opt] string config.viaHost the host written in `Via` sent-by; default:
+-- `localAddress` if not the wildcard, else `127.0.0.1` when the next hop is a loopback
+-- address, else the first non-loopback IPv4 address. Alias `via_host`.
+-- @tparam[opt="udp"] string config.transport `"udp"`, or `"virtual"`: the in-memory
+-- network of @{sip.testing} (@{sip.vnet})
+-- @tparam[opt] string config.authorizationUser the digest user name (default: the user
+-- part of `uri`)
+-- @tparam[opt] string config.password the digest password
+-- @tparam[opt] string|table config.ha1 instead of the password: hex H(user:realm:password),
+-- 32 digits for MD5 or 64 for SHA-256 and SHA-512-256, or a table
+-- `{ ["MD5"] = …, ["SHA-256"] = …, ["SHA-512-256"] = … }`
+-- @tparam[opt] string config.realm answer only challenges of this realm
+-- @tparam[opt=0] int config.seed seeds the generation of Via branches, From tags and
+-- Call-IDs: a non-zero seed makes them repeat from run to run (tests, reproducible traces;
+-- never in production, where branches must be unpredictable); 0 draws a random seed
+-- @treturn sip.UA the user agent
+-- @raise `bad argument to 'UA.new' (WHAT: …)` for a bad option;
+-- `sip.UA.new: cannot bind UDP ADDRESS:PORT: REASON` when the socket cannot be bound
+-- @static
+-- @usage local ua = sip.UA.new{ uri = "sip:alice@example.test",
+--                           outboundProxy = "sip:proxy.example.test",
+--                           password = os.getenv("SIP_PASSWORD") }
 function UA.new(config)
   if type(config) ~= "table" then
     check.fail("UA.new", "config", "expected a table, got " .. check.show(config), 2)
   end
   check.known_keys("UA.new", "config", config, UA_KEYS, 2)
+  local given
+  config, given = normalise(config)
   local aor = check_uri("UA.new", "uri", config.uri, 2)
   local proxy
-  if config.outbound_proxy ~= nil then
-    proxy = check_uri("UA.new", "outbound_proxy", config.outbound_proxy, 2)
+  if config.outboundProxy ~= nil then
+    proxy = check_uri("UA.new", given.outboundProxy, config.outboundProxy, 2)
   end
-  local user_agent = config.user_agent
+  local user_agent = config.userAgent
   if user_agent == nil then
     user_agent = "lua-sip-publish/" .. core.version
   elseif user_agent == false then
     user_agent = nil
   else
-    check.string("UA.new", "user_agent", user_agent, 2, HEADER)
+    check.string("UA.new", given.userAgent, user_agent, 2, HEADER)
   end
   local transport = config.transport
   if transport == nil then transport = "udp" end
   if transport ~= "udp" and transport ~= "virtual" then
     check.fail("UA.new", "transport", "expected 'udp' or 'virtual', got " .. check.show(transport), 2)
   end
-  if config.local_address ~= nil then
-    check.rule("UA.new", "local_address", "address", config.local_address, 2)
+  if config.localAddress ~= nil then
+    check.rule("UA.new", given.localAddress, "address", config.localAddress, 2)
   end
-  if config.via_host ~= nil then
-    check.rule("UA.new", "via_host", "host", config.via_host, 2)
+  if config.viaHost ~= nil then
+    check.rule("UA.new", given.viaHost, "host", config.viaHost, 2)
   end
   local local_port = 0
-  if config.local_port ~= nil then
-    local_port = check.integer("UA.new", "local_port", config.local_port, 2, 0, 65535)
+  if config.localPort ~= nil then
+    local_port = check.integer("UA.new", given.localPort, config.localPort, 2, 0, 65535)
   end
   local seed
   if config.seed ~= nil then seed = check.integer("UA.new", "seed", config.seed, 2) end
@@ -145,9 +214,9 @@ function UA.new(config)
     aor = config.uri,
     proxy_host = proxy and proxy.host,
     proxy_port = proxy and proxy.port or 5060,
-    via_host = config.via_host,
+    via_host = config.viaHost,
     user_agent = user_agent,
-    local_address = config.local_address,
+    local_address = config.localAddress,
     local_port = local_port,
     driver = net,
     seed = seed,
@@ -224,10 +293,25 @@ local function check_options(options)
            unpublishOnClose = close, etag = options.etag }
 end
 
--- ua:publish(target, event, body[, options]) -> context, already sending its initial PUBLISH
--- (a refresh of options.etag's state when given). The binding checks the strings against
--- the core's rules and raises, naming the argument, at our caller's level.
+--- Methods.
+-- @section methods
+
+-- The message for a method called on something else than a user agent (ua.close()).
+local function not_a_ua(self, call)
+  return ("expected a sip.UA (call it as ua:%s), got %s"):format(call, check.show(self))
+end
+
+--- Publishes event state: makes a @{PublishContext}, already sending its initial PUBLISH
+-- (a refresh of `options.etag`'s state when given). The binding checks the strings against
+-- the core's rules and raises, naming the argument, at the caller's line.
+-- @tparam string target the request URI (a `sip:` or `sips:` URI)
+-- @tparam string event the event package (`presence`, `dialog`, `message-summary`, …)
+-- @tparam string body the state to publish (not empty)
+-- @tparam[opt] table options see @{PublishContext.options}
+-- @treturn PublishContext the publication
+-- @raise `bad argument to 'publish' (WHAT: …)`; `sip: publish on a closed user agent`
 function UA:publish(target, event, body, options)
+  if getmetatable(self) ~= UA then check.fail("publish", "self", not_a_ua(self, "publish(...)"), 2) end
   if self.closed then error("sip: publish on a closed user agent", 2) end
   check_string("target", target, 2)
   check_string("event", event, 2)
@@ -241,20 +325,36 @@ function UA:publish(target, event, body, options)
   return ctx -- not `return self._core:pub_new(...)`: a tail call would move its error level
 end
 
--- Closes every context (unpublishing those with unpublishOnClose); the transport stays
--- until their final responses, then the loop is released. The binding keeps the list of
--- the UA's publications, so the UA holds no table of its contexts.
+--- Closes every context (unpublishing those with `unpublishOnClose`); the transport stays
+-- until their final responses (or Timer F, 32 s), then the loop is released so that
+-- @{sip.run} returns. Idempotent. The removes are paced like every other request (at most
+-- 256 transactions in flight per user agent).
 function UA:close()
+  if getmetatable(self) ~= UA then check.fail("close", "self", not_a_ua(self, "close()"), 2) end
   if self.closed then return end
   self.closed = true
   open_uas[self] = nil
   self._core:close()
 end
 
+--- The local port of the user agent's UDP socket (useful with `localPort = 0`, the
+-- default: the system picks one).
+-- @treturn int|nil the port; nil with `transport = "virtual"`
 function UA:port()
+  if getmetatable(self) ~= UA then check.fail("port", "self", not_a_ua(self, "port()"), 2) end
   return self._core:port()
 end
 
+--- Instance attributes.
+-- @section attributes
+
+--- The address of record given as `config.uri`.
+-- @string uri
+
+--- true once @{close} was called.
+-- @bool closed
+
+-- "sip.UA(uri)".
 function UA:__tostring()
   return ("sip.UA(%s)"):format(self.uri)
 end

@@ -17,7 +17,7 @@ describe("sip.timer", function()
     for _, secs in ipairs { 0 / 0, -1, -math.huge } do
       local ok, err = pcall(sip.timer, secs, function() end)
       assert.is_false(ok)
-      assert.matches("bad argument #1", err)
+      assert.matches("bad argument to 'timer' %(seconds: expected a number >= 0", err)
     end
   end)
 
