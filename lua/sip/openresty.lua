@@ -2,7 +2,7 @@
 -- lua-nginx-module): a driver written in Lua (csrc/lua/ldrv_lua.c, doc/api.md "drivers") on UDP
 -- cosockets and one ngx.timer per user agent. doc/openresty.md is the user's guide.
 --
---   local ua = sip.UA.new{ uri = ..., outbound_proxy = ...,
+--   local ua = sip.UA.new{ uri = ..., outboundProxy = ...,
 --                          driver = require("sip.openresty").driver{ etags = "sip_etags" } }
 --
 -- Shape (why): cosockets cannot cross contexts, so one long-lived "pump" timer owns them all.
