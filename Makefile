@@ -219,7 +219,7 @@ doc:
 
 .PHONY: bench bench-build bench-openresty
 
-bench-build: bench-deps all
+bench-build: bench-deps all luajit-build
 	$(MAKE) --no-print-directory -f bench/bench.mk BUILD=$(BUILD) CC="$(CC)" \
 	  BASE_CFLAGS="$(BASE_CFLAGS)" CORE_OBJ="$(CORE_OBJ)" LIBS="$(LIBS)"
 

@@ -32,6 +32,7 @@ local cfg = {
   LIFE_K = env_num("BENCH_LIFE_K", 2500),
   CORE_SCALE_SECS = env_num("BENCH_CORE_SCALE_SECS", 30),
   PROFILE_N = env_num("BENCH_PROFILE_N", 500),
+  HOSTS_N = env_num("BENCH_HOSTS_N", 10000),
   PERF_SCALE_SECS = env_num("BENCH_PERF_SCALE_SECS", 25),
   SKIP = " " .. (os.getenv("BENCH_SKIP") or "") .. " ",
   LIMIT = env_num("BENCH_RUN_LIMIT", 180), -- seconds, any one client run
@@ -549,7 +550,20 @@ local function pictures(pics, note)
   end
 end
 
-local function report(mach, tp, mem, sc, cg, prof, elapsed, drawn, chart_note)
+-- The hosts our users run (issue: one rock for every Lua): the same life on the libuv driver
+-- under Lua 5.4 and LuaJIT and on the OpenResty driver in an nginx worker, against one
+-- sip-compositor in this run (bench/openresty/run.lua prints the tables); nil with a reason
+-- when nginx's Lua module or the LuaJIT build is missing.
+local function hosts()
+  if not io.open("build/luajit/sip/core.so") then return nil, "no build/luajit/sip/core.so (make luajit-build)" end
+  log("hosts: LuaJIT and OpenResty (bench/openresty/run.lua), N = %d", cfg.HOSTS_N)
+  local text = sh(("BENCH_N=%d BENCH_W=%d BENCH_REPEAT=%d %s bench/openresty/run.lua 2>&1")
+                  :format(cfg.HOSTS_N, cfg.W, cfg.REPEAT, LUA))
+  if not text:find("| client |", 1, true) then return nil, "bench/openresty/run.lua: " .. text:sub(-300) end
+  return text
+end
+
+local function report(mach, tp, mem, sc, cg, prof, elapsed, drawn, chart_note, hosts_text, hosts_why)
   drawn = drawn or {}
   local body = #common.BODY1
   w("# Benchmark results — lua-sip-publish")
@@ -860,6 +874,20 @@ local function report(mach, tp, mem, sc, cg, prof, elapsed, drawn, chart_note)
     end
   end
 
+  w("## Hosts: LuaJIT (libuv driver) and OpenResty (nginx's loop)")
+  w()
+  if hosts_text then
+    w("The same life (initial, refresh, modify, remove) against one `build/sip-compositor`, runs " ..
+      "interleaved: the libuv driver under Lua 5.4 and LuaJIT (the luvit pairing), and the OpenResty " ..
+      "driver (`sip.openresty`: cosockets, `ngx.timer`) in one nginx worker. Whole-process CPU; " ..
+      "the compositor is the bottleneck of every row, so compare CPU per transaction.")
+    w()
+    w((hosts_text:gsub("%s+$", "")))
+  else
+    w("Not measured: " .. tostring(hosts_why) .. ".")
+  end
+  w()
+
   if #targets > 0 then
     w("## Targets")
     w()
@@ -888,6 +916,8 @@ if not skipped("scale") then sc = scale() end
 if not skipped("core") then cg = callgrind_core() end
 if not skipped("core") and not skipped("scale") and sc then sc.core = callgrind_scale() end
 if not skipped("profile") then prof = profile_lua() end
+local hosts_text, hosts_why
+if not skipped("hosts") then hosts_text, hosts_why = hosts() else hosts_why = "skipped (BENCH_SKIP)" end
 local drawn, chart_note = {}, nil
 if cfg.CHARTS then
   local dir = OUT:match("^(.*)/[^/]*$") or "."
@@ -897,7 +927,7 @@ if cfg.CHARTS then
 else
   chart_note = "charts not drawn (BENCH_CHARTS=0)"
 end
-report(mach, tp, mem, sc, cg, prof, os.time() - t_begin, drawn, chart_note)
+report(mach, tp, mem, sc, cg, prof, os.time() - t_begin, drawn, chart_note, hosts_text, hosts_why)
 local text = table.concat(md, "\n") .. "\n"
 local fh = assert(io.open(OUT, "w"))
 fh:write(text)
