@@ -33,9 +33,13 @@ local function missing()
   return nil
 end
 
+-- Helper commands run without the sanitizer runtime `make asan` preloads into this process:
+-- pgrep and curl hang under it.
+local CLEAN_ENV = require("support.common").CLEAN_ENV
+
 local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
+  local p = io.popen(CLEAN_ENV .. cmd .. " 2>&1")
+  local out = p:read("*a")
   p:close()
   return out
 end
@@ -121,7 +125,7 @@ describe("OpenResty driver #integration", function()
   local function get(path)
     -- curl blocks this process: the compositor waits meanwhile, which the endpoints never need
     -- (without the sanitizer runtime `make asan` preloads: curl hangs under it)
-    return sh(("%scurl -s -m 3 'http://127.0.0.1:%d%s'"):format(require("support.common").CLEAN_ENV, http_port, path))
+    return sh(("curl -s -m 3 'http://127.0.0.1:%d%s'"):format(http_port, path))
   end
 
   local function log() return get("/log") end
