@@ -52,12 +52,14 @@ describe("the API reference", function()
   end)
 
   it("LDoc runs without a warning", function()
-    if not os.execute("command -v ldoc > /dev/null 2>&1") then
+    local common = require "support.common"
+    if not common.ok("command -v ldoc > /dev/null 2>&1") then
       return pending("ldoc is not installed (make doc installs it)")
     end
     local dir = os.tmpname()
     os.remove(dir)
-    local p = assert(io.popen(("ldoc -d %q . 2>&1"):format(dir)))
+    -- without the sanitizer runtime `make asan` preloads (the tools ldoc runs report leaks)
+    local p = assert(io.popen(("%sldoc -d %q . 2>&1"):format(common.CLEAN_ENV, dir)))
     local out = p:read("*a")
     p:close()
     os.execute(("rm -rf %q"):format(dir))
