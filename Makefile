@@ -78,7 +78,7 @@ $(BUILD)/sip-compositor: $(COMP_MAIN) $(COMP_OBJ) $(COMP_CORE_OBJ) $(HEADERS)
 # Debian packages: one list per purpose in mk/packages/ (build, test, check, luajit, fuzz,
 # bench, and one per feature switch), one install rule (mk/deps.sh) that installs what is
 # missing. `make deps` covers everything but the benchmarks; `make bench-deps` adds them.
-DEPS_FOR ?= build test lua check luajit openresty fuzz $(FEATURE_DEPS)
+DEPS_FOR ?= build test lua check luajit openresty doc fuzz $(FEATURE_DEPS)
 
 deps:
 	@sh mk/deps.sh $(DEPS_FOR)
