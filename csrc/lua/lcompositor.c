@@ -369,13 +369,7 @@ void lsipub_compositor_open(lua_State *L)
     { "port", l_port }, { "count", l_count }, { "publications", l_publications },
     { "requests", l_requests }, { "clear", l_clear }, { "close", l_close }, { NULL, NULL }
   };
-  luaL_newmetatable(L, COMP_MT);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  lsipub_new_class(L, COMP_MT, methods, l_gc);
   lua_pushcfunction(L, l_compositor_new);
   lua_setfield(L, -2, "compositor_new");
 }
